@@ -1,0 +1,37 @@
+/*
+ * body.c — read a request body into a handler's fields.  Clients of
+ * the original service send JSON without a Content-Type (or with a
+ * wrong one), so anything that is not a form is read as JSON.
+ */
+#include <stdlib.h>
+#include <strings.h>
+
+#include "workers.h"
+
+#define FORM_TYPE	"application/x-www-form-urlencoded"
+
+enum body_status
+body_parse(const struct request *r, struct field *f, size_t n, char *err,
+    size_t errlen)
+{
+	const char	*ct = r->content_type != NULL ? r->content_type : "";
+	const char	*body = (const char *)r->body;
+	size_t		 len = body != NULL ? r->bodylen : 0;
+
+	if (strncasecmp(ct, FORM_TYPE, sizeof(FORM_TYPE) - 1) == 0)
+		return form_parse_fields(body, len, f, n, err, errlen);
+	return json_parse_fields(body, len, f, n, err, errlen);
+}
+
+void
+fields_free(struct field *f, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		free(f[i].value);
+		f[i].value = NULL;
+		f[i].len = 0;
+		f[i].present = 0;
+	}
+}

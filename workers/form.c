@@ -1,0 +1,177 @@
+/*
+ * form.c — application/x-www-form-urlencoded bodies (the HTML form
+ * encoding of the WHATWG URL standard), read into the same fields as
+ * JSON bodies, and the percent-decoder the query string uses too.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "workers.h"
+
+static int
+form_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long
+url_decode(const char *src, size_t srclen, char *dst, size_t dstlen,
+    int plus)
+{
+	size_t	 i, o = 0;
+	int	 hi, lo;
+
+	if (dstlen == 0)
+		return -1;
+	for (i = 0; i < srclen; i++) {
+		char c = src[i];
+
+		if (c == '%') {
+			if (srclen - i < 3 ||
+			    (hi = form_hexval(src[i + 1])) == -1 ||
+			    (lo = form_hexval(src[i + 2])) == -1)
+				return -1;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (c == '+' && plus)
+			c = ' ';
+		if (o + 1 >= dstlen)
+			return -1;
+		dst[o++] = c;
+	}
+	dst[o] = '\0';
+	return (long)o;
+}
+
+static void form_err(char *, size_t, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+static void
+form_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static struct field *
+form_match(struct field *f, size_t n, const char *key, size_t keylen)
+{
+	size_t	 i, j;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < FIELD_NAMES && f[i].names[j] != NULL; j++)
+			if (strlen(f[i].names[j]) == keylen &&
+			    memcmp(f[i].names[j], key, keylen) == 0)
+				return &f[i];
+	return NULL;
+}
+
+/*
+ * One "key=value" pair s[0, len).  The value of a wanted key is decoded
+ * into a malloc'd copy owned by its field.
+ */
+static enum body_status
+form_pair(const char *s, size_t len, struct field *f, size_t n,
+    char *err, size_t errlen)
+{
+	const char	*eq;
+	struct field	*m;
+	char		*key = NULL, *val = NULL;
+	size_t		 klen, vlen;
+	long		 kl, vl;
+	enum body_status st = BODY_OK;
+
+	eq = memchr(s, '=', len);
+	klen = eq != NULL ? (size_t)(eq - s) : len;
+	vlen = eq != NULL ? len - klen - 1 : 0;
+	if ((key = malloc(klen + 1)) == NULL ||
+	    (val = malloc(vlen + 1)) == NULL) {
+		form_err(err, errlen, "out of memory");
+		st = BODY_NOMEM;
+		goto out;
+	}
+	if ((kl = url_decode(s, klen, key, klen + 1, 1)) == -1 ||
+	    (vl = url_decode(eq != NULL ? eq + 1 : "", vlen, val, vlen + 1,
+	    1)) == -1) {
+		form_err(err, errlen, "%s",
+		    "request body has a bad percent escape");
+		st = BODY_MALFORMED;
+		goto out;
+	}
+	if ((m = form_match(f, n, key, (size_t)kl)) == NULL)
+		goto out;
+	if (m->present) {
+		form_err(err, errlen, "duplicate field '%s'", m->names[0]);
+		st = BODY_INVALID;
+		goto out;
+	}
+	if (!utf8_valid(val, (size_t)vl)) {
+		form_err(err, errlen,
+		    "field '%s' must be UTF-8 text without NUL", m->names[0]);
+		st = BODY_INVALID;
+		goto out;
+	}
+	m->value = val;
+	m->len = (size_t)vl;
+	m->present = 1;
+	val = NULL;
+out:
+	free(key);
+	free(val);
+	return st;
+}
+
+enum body_status
+form_parse_fields(const char *s, size_t len, struct field *f, size_t n,
+    char *err, size_t errlen)
+{
+	const char	*amp;
+	size_t		 i, plen;
+	enum body_status st;
+
+	for (i = 0; i < n; i++) {
+		f[i].value = NULL;
+		f[i].len = 0;
+		f[i].present = 0;
+	}
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (s == NULL)
+		len = 0;
+	while (len > 0) {
+		amp = memchr(s, '&', len);
+		plen = amp != NULL ? (size_t)(amp - s) : len;
+		/* Empty pairs ("a=1&&b=2") are skipped, as browsers do. */
+		if (plen > 0 &&
+		    (st = form_pair(s, plen, f, n, err, errlen)) != BODY_OK)
+			goto fail;
+		if (amp == NULL)
+			break;
+		s += plen + 1;
+		len -= plen + 1;
+	}
+	for (i = 0; i < n; i++)
+		if (f[i].required && !f[i].present) {
+			form_err(err, errlen, "missing field '%s'",
+			    f[i].names[0]);
+			st = BODY_INVALID;
+			goto fail;
+		}
+	return BODY_OK;
+fail:
+	fields_free(f, n);
+	return st;
+}

@@ -1,0 +1,282 @@
+/*
+ * workers/ — everything that runs inside a worker process: the accept
+ * loop, the request object and response builder, the two services and
+ * their pure helpers (json, form, jwt, password, url, id) and the
+ * database connection.
+ *
+ * The pure modules (json, form, jwt, password, url, id) never log,
+ * never exit and never touch a socket: they return a status and, where
+ * useful, fill a caller's error buffer.
+ */
+#ifndef SHORTD_WORKERS_H
+#define SHORTD_WORKERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "../daemon/daemon.h"
+#include "../proto/proto.h"
+
+struct db;
+
+/* ------------------------------------------------------------------ */
+/* request.c: the request object and the response builder              */
+/* ------------------------------------------------------------------ */
+
+struct request {
+	uint64_t	 rid;		/* per-worker request number, for logs */
+	const char	*method;	/* REQUEST_METHOD */
+	const char	*uri;		/* REQUEST_URI as sent */
+	char		*path;		/* path part of uri, percent-decoded;
+					   owned (malloc'd) */
+	size_t		 pathlen;
+	const char	*query;		/* QUERY_STRING ("" if none) */
+	const char	*content_type;	/* CONTENT_TYPE ("" if none) */
+	const char	*authorization;	/* HTTP_AUTHORIZATION or NULL */
+	const char	*remote_addr;	/* REMOTE_ADDR or "-" */
+	const uint8_t	*body;
+	size_t		 bodylen;
+	const struct fcgi_parser *fcgi;	/* all params, for request_param() */
+};
+
+struct response {
+	int		 status;
+	struct buf	 headers;	/* "Name: value\r\n" lines */
+	struct buf	 body;
+	int		 head_only;	/* HEAD: headers only */
+};
+
+/* Fill r from a ready parser.  Returns 0, or an HTTP status (400) if
+ * the request line is unusable.  request_free() releases path. */
+int	request_init(struct request *, const struct fcgi_parser *,
+	    uint64_t rid);
+void	request_free(struct request *);
+const char *request_param(const struct request *, const char *name);
+/* Copy the decoded value of query key into dst (NUL-terminated).
+ * Returns the length, or -1 if absent, -2 if it does not fit. */
+int	request_query(const struct request *, const char *key, char *dst,
+	    size_t dstlen);
+
+void	response_init(struct response *);
+void	response_free(struct response *);
+void	response_header(struct response *, const char *name,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Set status and a JSON body (Content-Type: application/json). */
+void	response_json(struct response *, int status, const char *json);
+/* {"detail": detail, "message": message} */
+void	response_error(struct response *, int status, const char *detail,
+	    const char *message);
+void	response_unavailable(struct response *, int retry_after);
+void	response_no_content(struct response *, int status);
+/* Serialise as CGI output: "Status: ...\r\nheaders\r\n\r\nbody". */
+int	response_serialize(const struct response *, struct buf *);
+const char *http_reason(int status);
+
+/* ------------------------------------------------------------------ */
+/* json.c: strict reading of request bodies, and string escaping      */
+/* ------------------------------------------------------------------ */
+
+/* A field a handler wants from a body.  names[] are accepted spellings
+ * (aliases), the first is the canonical one used in messages.  On
+ * success value is malloc'd, NUL-terminated and owned by the field
+ * (fields_free()); len excludes the NUL. */
+#define FIELD_NAMES	4
+struct field {
+	const char	*names[FIELD_NAMES];	/* NULL-terminated list */
+	int		 required;
+	char		*value;
+	size_t		 len;
+	int		 present;
+};
+
+enum body_status {
+	BODY_OK = 0,
+	BODY_MALFORMED,		/* not parseable: 400 */
+	BODY_INVALID,		/* a field is missing/of wrong type: 400 */
+	BODY_NOMEM
+};
+
+/* Parse a JSON object body into fields.  The top level must be one
+ * object; values of wanted fields must be strings without NUL and in
+ * valid UTF-8; unknown keys are ignored; a wanted key given twice is
+ * refused.  err gets a message for the user. */
+enum body_status json_parse_fields(const char *, size_t, struct field *,
+	    size_t nfields, char *err, size_t errlen);
+/* Append s as a JSON string literal (quotes included). */
+int	json_put_str(struct buf *, const char *, size_t);
+/* 1 if the bytes are valid UTF-8 without NUL. */
+int	utf8_valid(const char *, size_t);
+
+/* form.c: application/x-www-form-urlencoded into the same fields. */
+enum body_status form_parse_fields(const char *, size_t, struct field *,
+	    size_t nfields, char *err, size_t errlen);
+/* Percent-decode (and '+' to space if plus) src into dst (capacity
+ * dstlen incl. NUL).  Returns decoded length or -1 on a bad escape
+ * or overflow. */
+long	url_decode(const char *src, size_t srclen, char *dst, size_t dstlen,
+	    int plus);
+
+/* body.c: choose JSON or form by Content-Type, then parse. */
+enum body_status body_parse(const struct request *, struct field *,
+	    size_t nfields, char *err, size_t errlen);
+void	fields_free(struct field *, size_t nfields);
+
+/* ------------------------------------------------------------------ */
+/* jwt.c: HS256 JSON Web Tokens (RFC 7519), libcrypto HMAC             */
+/* ------------------------------------------------------------------ */
+
+#define JWT_SUB_MAX	64
+
+struct jwt_claims {
+	char	 sub[JWT_SUB_MAX + 1];
+	int64_t	 iat;
+	int64_t	 exp;
+};
+
+enum jwt_status {
+	JWT_OK = 0,
+	JWT_MALFORMED,		/* shape, base64url, JSON */
+	JWT_BAD_ALG,		/* anything but HS256 */
+	JWT_BAD_SIGNATURE,
+	JWT_EXPIRED,
+	JWT_NOT_YET_VALID,	/* iat in the future beyond leeway */
+	JWT_MISSING_CLAIM
+};
+
+/* Sign {"sub","iat","exp"} into out (NUL-terminated). */
+int	jwt_sign(const uint8_t *key, size_t keylen, const char *sub,
+	    int64_t iat, int64_t exp, char *out, size_t outlen);
+enum jwt_status jwt_verify(const uint8_t *key, size_t keylen,
+	    const char *token, size_t toklen, int64_t now, int64_t leeway,
+	    struct jwt_claims *);
+const char *jwt_strerror(enum jwt_status);
+/* base64url without padding; return output length or -1. */
+long	b64url_encode(const uint8_t *, size_t, char *, size_t);
+long	b64url_decode(const char *, size_t, uint8_t *, size_t);
+
+/* ------------------------------------------------------------------ */
+/* password.c: argon2id                                                */
+/* ------------------------------------------------------------------ */
+
+#define PASSWORD_HASH_MAX	256
+
+struct argon2_params {
+	uint32_t	 m_kib;
+	uint32_t	 t;
+	uint32_t	 p;
+};
+
+/* Hash with a fresh random salt into a PHC string. 0 or -1. */
+int	password_hash(const struct argon2_params *, const char *, size_t,
+	    char *out, size_t outlen);
+/* 1 match, 0 mismatch, -1 unusable hash. */
+int	password_verify(const char *phc, const char *, size_t);
+/* 1 if phc's parameters are weaker than p (or not argon2id). */
+int	password_needs_rehash(const char *phc, const struct argon2_params *);
+/* Verify against a fixed dummy hash of the same parameters, so an
+ * unknown user costs what a wrong password costs.  The dummy is made
+ * once by password_dummy_init() (per worker). */
+int	password_dummy_init(const struct argon2_params *, char *out,
+	    size_t outlen);
+
+/* ------------------------------------------------------------------ */
+/* url.c, id.c: shortener helpers                                      */
+/* ------------------------------------------------------------------ */
+
+#define URL_MAX		2048
+#define ID_LEN		7
+#define ID_MAX		64
+
+/* 0 if u is an acceptable target URL, else -1 and a reason in err. */
+int	url_validate(const char *u, size_t len, char *err, size_t errlen);
+/* Fill out with ID_LEN base62 chars from getrandom + NUL; never a
+ * reserved word.  0 or -1 (no entropy). */
+int	id_generate(char out[ID_LEN + 1]);
+/* 1 if s (case-insensitively) is a reserved word. */
+int	id_reserved(const char *s, size_t len);
+/* 1 if s has the shape of an id a path may name. */
+int	id_valid(const char *s, size_t len);
+/* Usernames: 1..64 bytes of [A-Za-z0-9._@-]. */
+int	username_valid(const char *, size_t);
+
+/* ------------------------------------------------------------------ */
+/* db.c: the worker's persistent MySQL connection                      */
+/* ------------------------------------------------------------------ */
+
+enum db_status {
+	DB_OK = 0,
+	DB_NOTFOUND,
+	DB_DUPLICATE,
+	DB_UNAVAILABLE		/* connection lost / server down: 503 */
+};
+
+struct db_url {
+	char	 id[ID_MAX + 1];
+	char	 owner[JWT_SUB_MAX + 1];
+	char	*value;		/* malloc'd, owned by the struct */
+	size_t	 len;
+	int64_t	 created_us;
+};
+
+struct db	*db_new(const struct config *);
+void		 db_free(struct db *);
+/* Connect if not connected (once, no sleep).  DB_OK or DB_UNAVAILABLE. */
+enum db_status	 db_ensure(struct db *);
+/* Check the schema version; 0 ok, -1 with message. */
+int		 db_check_schema(struct db *, char *err, size_t errlen);
+
+enum db_status	 db_user_create(struct db *, const char *user,
+		    const char *phc, int64_t now);
+/* phc gets the stored hash; pw_changed its change time (s). */
+enum db_status	 db_user_get(struct db *, const char *user, char *phc,
+		    size_t phclen, int64_t *pw_changed);
+enum db_status	 db_user_set_password(struct db *, const char *user,
+		    const char *phc, int64_t now);
+
+enum db_status	 db_url_insert(struct db *, const char *id, const char *owner,
+		    const char *value, size_t len, int64_t now_us);
+/* On DB_OK, u is filled (free u->value with db_url_clear). */
+enum db_status	 db_url_get(struct db *, const char *id, struct db_url *u);
+enum db_status	 db_url_update(struct db *, const char *id,
+		    const char *value, size_t len, int64_t now_us);
+enum db_status	 db_url_delete(struct db *, const char *id);
+enum db_status	 db_url_delete_all(struct db *, const char *owner,
+		    uint64_t *deleted);
+/* The owner's links, newest first, strictly after (after_us, after_id)
+ * when after_id is non-NULL.  Fills up to max entries of items;
+ * *n gets the count.  Each items[i].value must be cleared. */
+enum db_status	 db_url_list(struct db *, const char *owner,
+		    int64_t after_us, const char *after_id, struct db_url *items,
+		    size_t max, size_t *n);
+void		 db_url_clear(struct db_url *);
+
+/* ------------------------------------------------------------------ */
+/* The services and the worker loop                                    */
+/* ------------------------------------------------------------------ */
+
+/* What a handler sees: the worker's long-lived state. */
+struct worker_ctx {
+	const struct config	*cfg;
+	struct db		*db;
+	char			 dummy_hash[PASSWORD_HASH_MAX];
+};
+
+typedef void	 (*handler_fn)(struct worker_ctx *, const struct request *,
+		    struct response *);
+
+/* A pool's routes: one entry point chosen at fork. */
+struct service {
+	const char	*name;
+	int		 (*init)(struct worker_ctx *);	/* 0 or -1 */
+	handler_fn	 handle;
+};
+
+extern const struct service auth_service;		/* auth.c */
+extern const struct service shortener_service;	/* shortener.c */
+
+/* worker.c: runs in the child; returns only to exit. */
+int	worker_main(const struct config *, const struct service *,
+	    int listen_fd, int notify_fd);
+
+#endif /* SHORTD_WORKERS_H */
