@@ -1,0 +1,889 @@
+/*
+ * db.c — the worker's persistent MySQL/MariaDB connection.
+ *
+ * One connection per worker, opened lazily and reopened after it is
+ * lost.  Every statement is a server-side prepared statement from the
+ * table below, prepared on first use and cached until the connection
+ * goes; parameters are always bound, never spliced into SQL.  Result
+ * sets are stored client-side before a row is looked at, so a lost
+ * connection shows up at execute time, never half-way through rows.
+ *
+ * Retry policy: a request must neither hang nor half-apply.
+ *  - A read that fails because the connection was lost is retried once
+ *    on a new connection.
+ *  - A write is not retried after a lost connection: it may have been
+ *    applied.  To make that rare, a connection idle for more than
+ *    DB_PING_IDLE_MS is pinged before a write and reopened if dead
+ *    (the server may have restarted or timed it out meanwhile).
+ *  - Failing to prepare is retried once on a new connection for reads
+ *    and writes alike: nothing was executed.
+ *  - A deadlock or lock wait timeout rolled the autocommit statement
+ *    back, so it is retried up to DB_LOCK_RETRIES times.
+ * Anything else becomes DB_UNAVAILABLE (503) and a log line.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mysql.h>
+
+#include "workers.h"
+
+#define DB_PING_IDLE_MS	5000
+#define DB_LOCK_RETRIES	3
+#define DB_IO_TIMEOUT	10		/* s, per read or write */
+#define DB_KEY_MAX	64		/* ids, usernames: VARCHAR(64) */
+#define DB_PHC_MAX	255		/* users.password VARCHAR(255) */
+
+/*
+ * Server and client error numbers, spelled here because MySQL's and
+ * MariaDB's headers do not define the same set of names.
+ */
+enum {
+	DB_ER_UNKNOWN_COM = 1047,	/* Galera: node not ready */
+	DB_ER_SERVER_SHUTDOWN = 1053,
+	DB_ER_DUP_ENTRY = 1062,
+	DB_ER_NO_SUCH_TABLE = 1146,
+	DB_ER_LOCK_WAIT_TIMEOUT = 1205,
+	DB_ER_LOCK_DEADLOCK = 1213,
+	DB_ER_NO_REFERENCED_ROW = 1216,
+	DB_ER_UNKNOWN_STMT = 1243,
+	DB_ER_NO_REFERENCED_ROW_2 = 1452,
+	DB_ER_DUP_ENTRY_WITH_KEY = 1586,
+	DB_ER_NEED_REPREPARE = 1615,
+	DB_ER_CONNECTION_KILLED = 1927,	/* MariaDB */
+	DB_ER_CLIENT_IDLE = 4031,	/* MySQL 8: idle client dropped */
+	DB_CR_MIN = 2000,		/* client library errors */
+	DB_CR_MAX = 2999
+};
+
+enum db_errclass {
+	DBE_LOST,		/* the connection is unusable */
+	DBE_STALE,		/* the statement handle is; not executed */
+	DBE_LOCK,		/* rolled back by the server: retry */
+	DBE_DUPLICATE,
+	DBE_NOREF,		/* foreign key parent missing */
+	DBE_OTHER
+};
+
+enum db_stmt {
+	DBS_SCHEMA_VERSION,
+	DBS_USER_CREATE,
+	DBS_USER_GET,
+	DBS_USER_SET_PASSWORD,
+	DBS_URL_INSERT,
+	DBS_URL_GET,
+	DBS_URL_UPDATE,
+	DBS_URL_DELETE,
+	DBS_URL_DELETE_ALL,
+	DBS_URL_LIST_FIRST,
+	DBS_URL_LIST_NEXT,
+	DBS_COUNT
+};
+
+static const struct db_sql {
+	const char	*name;		/* for log lines */
+	int		 write;		/* not retried after a lost link */
+	const char	*sql;
+} db_sql[DBS_COUNT] = {
+	[DBS_SCHEMA_VERSION] = { "schema version", 0,
+	    "SELECT COALESCE(MAX(version), 0) FROM shortd_schema" },
+	[DBS_USER_CREATE] = { "user create", 1,
+	    "INSERT INTO users (username, password, pw_changed, created) "
+	    "VALUES (?, ?, ?, ?)" },
+	[DBS_USER_GET] = { "user get", 0,
+	    "SELECT password, pw_changed FROM users WHERE username = ?" },
+	[DBS_USER_SET_PASSWORD] = { "user set password", 1,
+	    "UPDATE users SET password = ?, pw_changed = ? "
+	    "WHERE username = ?" },
+	[DBS_URL_INSERT] = { "url insert", 1,
+	    "INSERT INTO urls (id, owner, value, created_us, updated_us) "
+	    "VALUES (?, ?, ?, ?, ?)" },
+	[DBS_URL_GET] = { "url get", 0,
+	    "SELECT owner, value, created_us FROM urls WHERE id = ?" },
+	[DBS_URL_UPDATE] = { "url update", 1,
+	    "UPDATE urls SET value = ?, updated_us = ? WHERE id = ?" },
+	[DBS_URL_DELETE] = { "url delete", 1,
+	    "DELETE FROM urls WHERE id = ?" },
+	[DBS_URL_DELETE_ALL] = { "url delete all", 1,
+	    "DELETE FROM urls WHERE owner = ?" },
+	[DBS_URL_LIST_FIRST] = { "url list", 0,
+	    "SELECT id, value, created_us FROM urls WHERE owner = ? "
+	    "ORDER BY created_us DESC, id DESC LIMIT ?" },
+	[DBS_URL_LIST_NEXT] = { "url list next", 0,
+	    "SELECT id, value, created_us FROM urls WHERE owner = ? "
+	    "AND (created_us < ? OR (created_us = ? AND id < ?)) "
+	    "ORDER BY created_us DESC, id DESC LIMIT ?" },
+};
+
+struct db {
+	const struct config	*cfg;
+	MYSQL			*mysql;		/* NULL when not connected */
+	int			 connected;
+	int64_t			 last_used_ms;	/* CLOCK_MONOTONIC */
+	unsigned int		 last_errno;	/* of the last failure */
+	char			 errmsg[256];
+	MYSQL_STMT		*stmt[DBS_COUNT];	/* lazily prepared */
+};
+
+/* One row of a listing or a lookup, before it is copied out. */
+struct db_row {
+	char		 id[ID_MAX + 1];
+	unsigned long	 idlen;
+	char		 owner[JWT_SUB_MAX + 1];
+	unsigned long	 ownerlen;
+	char		 value[URL_MAX + 1];
+	unsigned long	 valuelen;
+	int64_t		 created_us;
+};
+
+static int64_t
+db_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 if s can be a key of the ascii columns (ids, usernames). */
+static int
+db_key_ok(const char *s, size_t max)
+{
+	size_t	 i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= max || (unsigned char)s[i] >= 0x80)
+			return 0;
+	return i > 0;
+}
+
+static void
+db_seterr(struct db *db, unsigned int err, const char *msg)
+{
+	db->last_errno = err;
+	snprintf(db->errmsg, sizeof(db->errmsg), "%s", msg);
+}
+
+static void
+db_close_stmt(struct db *db, enum db_stmt st)
+{
+	if (db->stmt[st] != NULL) {
+		mysql_stmt_close(db->stmt[st]);
+		db->stmt[st] = NULL;
+	}
+}
+
+/* Drop the connection and every statement prepared on it. */
+static void
+db_disconnect(struct db *db)
+{
+	int	 i;
+
+	for (i = 0; i < DBS_COUNT; i++)
+		db_close_stmt(db, i);
+	if (db->mysql != NULL)
+		mysql_close(db->mysql);
+	db->mysql = NULL;
+	db->connected = 0;
+}
+
+struct db *
+db_new(const struct config *cfg)
+{
+	struct db	*db;
+
+	if ((db = calloc(1, sizeof(*db))) == NULL)
+		return NULL;
+	db->cfg = cfg;
+	return db;
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	db_disconnect(db);
+	free(db);
+}
+
+/* Options for a new handle: bounded waits, utf8mb4, no LOAD DATA
+ * LOCAL (a hostile server could read our files), no silent reconnect
+ * (it would lose the prepared statements behind our back). */
+static void
+db_options(MYSQL *m, const struct config *cfg)
+{
+	unsigned int	 ctimeout, iotimeout = DB_IO_TIMEOUT, off = 0;
+
+	ctimeout = cfg->db_connect_timeout > 0 ?
+	    (unsigned int)cfg->db_connect_timeout : 1;
+	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &ctimeout);
+	mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &iotimeout);
+	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &iotimeout);
+	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &off);
+#ifdef MARIADB_PACKAGE_VERSION_ID
+	{
+		my_bool	 reconnect = 0;
+
+		mysql_options(m, MYSQL_OPT_RECONNECT, &reconnect);
+	}
+#endif
+	/* libmysqlclient 8 never reconnects by default and deprecates
+	 * the option. */
+}
+
+/*
+ * Connect if not connected: one attempt, bounded by the connect
+ * timeout.  CLIENT_FOUND_ROWS makes an UPDATE report the rows it
+ * matched, so writing an unchanged value is not "not found".
+ */
+enum db_status
+db_ensure(struct db *db)
+{
+	const struct config	*cfg = db->cfg;
+	const char		*host = cfg->db_host, *sock = NULL;
+	char			 where[600];
+	MYSQL			*m;
+
+	if (db->connected)
+		return DB_OK;
+	if ((m = mysql_init(NULL)) == NULL) {
+		db_seterr(db, 0, "out of memory");
+		log_warnx("db: mysql_init: out of memory");
+		return DB_UNAVAILABLE;
+	}
+	db_options(m, cfg);
+	if (host[0] == '\0' || strcmp(host, "localhost") == 0) {
+		host = "localhost";
+		if (cfg->db_socket[0] != '\0')
+			sock = cfg->db_socket;
+		snprintf(where, sizeof(where), "%s",
+		    sock ? sock : "the default socket");
+	} else
+		snprintf(where, sizeof(where), "%s:%d", host, cfg->db_port);
+	if (mysql_real_connect(m, host, cfg->db_user, cfg->db_password,
+	    cfg->db_name[0] != '\0' ? cfg->db_name : NULL,
+	    cfg->db_port > 0 ? (unsigned int)cfg->db_port : 0, sock,
+	    CLIENT_FOUND_ROWS) == NULL || mysql_autocommit(m, 1) != 0) {
+		db_seterr(db, mysql_errno(m), mysql_error(m));
+		log_warnx("db: connect to %s: %s", where, mysql_error(m));
+		mysql_close(m);
+		return DB_UNAVAILABLE;
+	}
+	db->mysql = m;
+	db->connected = 1;
+	db->last_used_ms = db_now_ms();
+	log_info("db: connected to %s, server %s", where,
+	    mysql_get_server_info(m));
+	return DB_OK;
+}
+
+/* Before a write: a connection idle for a while may be dead without
+ * our knowing; find out now, while reconnecting is still safe. */
+static void
+db_ping_idle(struct db *db)
+{
+	if (!db->connected ||
+	    db_now_ms() - db->last_used_ms < DB_PING_IDLE_MS)
+		return;
+	if (mysql_ping(db->mysql) == 0) {
+		db->last_used_ms = db_now_ms();
+		return;
+	}
+	log_info("db: idle connection lost (%s), reconnecting",
+	    mysql_error(db->mysql));
+	db_disconnect(db);
+}
+
+static enum db_errclass
+db_classify(unsigned int err)
+{
+	switch (err) {
+	case DB_ER_DUP_ENTRY:
+	case DB_ER_DUP_ENTRY_WITH_KEY:
+		return DBE_DUPLICATE;
+	case DB_ER_NO_REFERENCED_ROW:
+	case DB_ER_NO_REFERENCED_ROW_2:
+		return DBE_NOREF;
+	case DB_ER_LOCK_DEADLOCK:
+	case DB_ER_LOCK_WAIT_TIMEOUT:
+		return DBE_LOCK;
+	case DB_ER_UNKNOWN_STMT:
+	case DB_ER_NEED_REPREPARE:
+		return DBE_STALE;
+	case DB_ER_UNKNOWN_COM:
+	case DB_ER_SERVER_SHUTDOWN:
+	case DB_ER_CONNECTION_KILLED:
+	case DB_ER_CLIENT_IDLE:
+		return DBE_LOST;
+	}
+	if (err >= DB_CR_MIN && err <= DB_CR_MAX)
+		return DBE_LOST;
+	return DBE_OTHER;
+}
+
+/*
+ * One attempt at statement st: prepare if needed, bind, execute and
+ * store the rows.  0 on success with *out set, else the error number
+ * (message in db->errmsg); *executed says whether the server may have
+ * run it.
+ */
+static unsigned int
+db_try(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out,
+    int *executed)
+{
+	MYSQL_STMT	*s;
+	const char	*sql = db_sql[st].sql;
+
+	*executed = 0;
+	if ((s = db->stmt[st]) == NULL) {
+		if ((s = mysql_stmt_init(db->mysql)) == NULL) {
+			db_seterr(db, mysql_errno(db->mysql),
+			    mysql_error(db->mysql));
+			return db->last_errno ? db->last_errno : DB_CR_MIN;
+		}
+		if (mysql_stmt_prepare(s, sql, strlen(sql)) != 0) {
+			db_seterr(db, mysql_stmt_errno(s),
+			    mysql_stmt_error(s));
+			mysql_stmt_close(s);
+			return db->last_errno ? db->last_errno : DB_CR_MIN;
+		}
+		db->stmt[st] = s;
+	}
+	if (param != NULL && mysql_stmt_bind_param(s, param))
+		goto fail;
+	*executed = 1;
+	if (mysql_stmt_execute(s) != 0)
+		goto fail;
+	if (mysql_stmt_field_count(s) > 0 && mysql_stmt_store_result(s) != 0)
+		goto fail;
+	db->last_used_ms = db_now_ms();
+	*out = s;
+	return 0;
+fail:
+	db_seterr(db, mysql_stmt_errno(s), mysql_stmt_error(s));
+	return db->last_errno ? db->last_errno : DB_CR_MIN;
+}
+
+/*
+ * Run statement st with its parameters bound, following the retry
+ * policy at the top of this file.  On DB_OK *out holds the statement
+ * with its rows (if any) stored; the caller reads them and calls
+ * db_done().  Any other result leaves nothing to release.
+ */
+static enum db_status
+db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
+{
+	const struct db_sql	*q = &db_sql[st];
+	unsigned int		 err;
+	int			 executed, relinks = 0, stale = 0, locks = 0;
+
+	db->last_errno = 0;
+	for (;;) {
+		if (q->write)
+			db_ping_idle(db);
+		if (db_ensure(db) != DB_OK)
+			return DB_UNAVAILABLE;
+		if ((err = db_try(db, st, param, out, &executed)) == 0)
+			return DB_OK;
+
+		switch (db_classify(err)) {
+		case DBE_DUPLICATE:
+			return DB_DUPLICATE;
+		case DBE_NOREF:
+			return DB_NOTFOUND;
+		case DBE_LOCK:
+			if (locks++ < DB_LOCK_RETRIES) {
+				log_info("db: %s: %s, retrying", q->name,
+				    db->errmsg);
+				continue;
+			}
+			break;
+		case DBE_STALE:
+			db_close_stmt(db, st);
+			if (stale++ == 0)
+				continue;
+			break;
+		case DBE_LOST:
+			db_disconnect(db);
+			if (relinks++ == 0 && (!executed || !q->write)) {
+				log_info("db: %s: %s (%u), reconnecting",
+				    q->name, db->errmsg, err);
+				continue;
+			}
+			break;
+		case DBE_OTHER:
+			break;
+		}
+		log_warnx("db: %s: %s (%u)", q->name, db->errmsg, err);
+		return DB_UNAVAILABLE;
+	}
+}
+
+/* Release a statement's stored rows; it stays prepared for reuse.
+ * (mysql_stmt_reset would cost a round trip and is not needed once
+ * the result is stored and freed.) */
+static void
+db_done(MYSQL_STMT *s)
+{
+	mysql_stmt_free_result(s);
+}
+
+static void
+db_bind_str(MYSQL_BIND *b, const char *s, size_t len)
+{
+	memset(b, 0, sizeof(*b));
+	b->buffer_type = MYSQL_TYPE_STRING;
+	b->buffer = (void *)s;
+	b->buffer_length = len;
+}
+
+static void
+db_bind_i64(MYSQL_BIND *b, int64_t *v)
+{
+	memset(b, 0, sizeof(*b));
+	b->buffer_type = MYSQL_TYPE_LONGLONG;
+	b->buffer = v;
+	b->buffer_length = sizeof(*v);
+}
+
+/* A string result: size bytes at buf, one kept for the NUL. */
+static void
+db_bind_out(MYSQL_BIND *b, char *buf, size_t size, unsigned long *len)
+{
+	memset(b, 0, sizeof(*b));
+	b->buffer_type = MYSQL_TYPE_STRING;
+	b->buffer = buf;
+	b->buffer_length = size - 1;
+	b->length = len;
+}
+
+/* NUL-terminate a fetched string; -1 if it did not fit. */
+static int
+db_terminate(char *buf, size_t size, unsigned long len)
+{
+	if (len > size - 1)
+		return -1;
+	buf[len] = '\0';
+	return 0;
+}
+
+/*
+ * Bind result (on the first row) and fetch the next stored row: 1 for
+ * a row, 0 at the end, -1 on an error (logged).  Truncated strings come
+ * back as MYSQL_DATA_TRUNCATED; callers compare each length with its
+ * buffer.
+ */
+static int
+db_fetch(enum db_stmt st, MYSQL_STMT *s, MYSQL_BIND *result, int first)
+{
+	int	 r;
+
+	if (first && mysql_stmt_bind_result(s, result)) {
+		log_warnx("db: %s: bind result: %s", db_sql[st].name,
+		    mysql_stmt_error(s));
+		return -1;
+	}
+	r = mysql_stmt_fetch(s);
+	if (r == 0 || r == MYSQL_DATA_TRUNCATED)
+		return 1;
+	if (r == MYSQL_NO_DATA)
+		return 0;
+	log_warnx("db: %s: fetch: %s", db_sql[st].name, mysql_stmt_error(s));
+	return -1;
+}
+
+/*
+ * Copy the value column (number col) of the current row into a new
+ * allocation.  The bound buffer holds any URL shortd accepts; a longer
+ * stored value (the column allows 2048 characters, up to 8 KiB) is
+ * fetched again at its full length rather than cut.
+ */
+static int
+db_copy_value(MYSQL_STMT *s, unsigned int col, const struct db_row *r,
+    char **out, size_t *outlen)
+{
+	MYSQL_BIND	 b;
+	unsigned long	 len;
+	char		*v;
+
+	if ((v = malloc((size_t)r->valuelen + 1)) == NULL) {
+		log_warnx("db: out of memory for a %lu byte value",
+		    r->valuelen);
+		return -1;
+	}
+	if (r->valuelen <= sizeof(r->value) - 1)
+		memcpy(v, r->value, r->valuelen);
+	else {
+		db_bind_out(&b, v, (size_t)r->valuelen + 1, &len);
+		if (mysql_stmt_fetch_column(s, &b, col, 0) != 0 ||
+		    len != r->valuelen) {
+			log_warnx("db: fetch value: %s", mysql_stmt_error(s));
+			free(v);
+			return -1;
+		}
+	}
+	v[r->valuelen] = '\0';
+	*out = v;
+	*outlen = r->valuelen;
+	return 0;
+}
+
+/*
+ * Read the schema version.  0 when it is the one this build needs,
+ * else -1 and a message for the operator.  A server that cannot be
+ * reached is -1 as well; call db_ensure() first to tell the two apart.
+ */
+int
+db_check_schema(struct db *db, char *err, size_t errlen)
+{
+	MYSQL_STMT	*s;
+	MYSQL_BIND	 r;
+	int64_t		 v = 0;
+	int		 got;
+
+	if (db_exec(db, DBS_SCHEMA_VERSION, NULL, &s) != DB_OK) {
+		if (db->last_errno == DB_ER_NO_SUCH_TABLE)
+			snprintf(err, errlen, "database %s has no "
+			    "shortd_schema table: apply sql/schema.sql",
+			    db->cfg->db_name);
+		else
+			snprintf(err, errlen, "database unavailable: %s",
+			    db->errmsg);
+		return -1;
+	}
+	db_bind_i64(&r, &v);
+	got = db_fetch(DBS_SCHEMA_VERSION, s, &r, 1);
+	db_done(s);
+	if (got != 1) {
+		snprintf(err, errlen, "cannot read the schema version");
+		return -1;
+	}
+	if (v < SHORTD_SCHEMA_VERSION) {
+		snprintf(err, errlen, "database schema version %lld, shortd "
+		    "needs %d: apply sql/schema.sql", (long long)v,
+		    SHORTD_SCHEMA_VERSION);
+		return -1;
+	}
+	if (v > SHORTD_SCHEMA_VERSION) {
+		snprintf(err, errlen, "database schema version %lld is newer "
+		    "than shortd's %d: upgrade shortd", (long long)v,
+		    SHORTD_SCHEMA_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* users                                                               */
+/* ------------------------------------------------------------------ */
+
+enum db_status
+db_user_create(struct db *db, const char *user, const char *phc,
+    int64_t now)
+{
+	MYSQL_BIND	 p[4];
+	MYSQL_STMT	*s;
+	enum db_status	 st;
+
+	if (!db_key_ok(user, DB_KEY_MAX)) {
+		log_warnx("db: user create: unusable username");
+		return DB_UNAVAILABLE;
+	}
+	db_bind_str(&p[0], user, strlen(user));
+	db_bind_str(&p[1], phc, strlen(phc));
+	db_bind_i64(&p[2], &now);
+	db_bind_i64(&p[3], &now);
+	if ((st = db_exec(db, DBS_USER_CREATE, p, &s)) != DB_OK)
+		return st;
+	db_done(s);
+	return DB_OK;
+}
+
+enum db_status
+db_user_get(struct db *db, const char *user, char *phc, size_t phclen,
+    int64_t *pw_changed)
+{
+	MYSQL_BIND	 p[1], r[2];
+	MYSQL_STMT	*s;
+	char		 pw[DB_PHC_MAX + 1];
+	unsigned long	 pwlen = 0;
+	int64_t		 changed = 0;
+	enum db_status	 st;
+
+	if (!db_key_ok(user, DB_KEY_MAX))
+		return DB_NOTFOUND;
+	db_bind_str(&p[0], user, strlen(user));
+	if ((st = db_exec(db, DBS_USER_GET, p, &s)) != DB_OK)
+		return st;
+	db_bind_out(&r[0], pw, sizeof(pw), &pwlen);
+	db_bind_i64(&r[1], &changed);
+	switch (db_fetch(DBS_USER_GET, s, r, 1)) {
+	case 0:
+		st = DB_NOTFOUND;
+		break;
+	case 1:
+		if (db_terminate(pw, sizeof(pw), pwlen) == -1 ||
+		    pwlen >= phclen) {
+			log_warnx("db: user get: a %lu byte hash does not fit",
+			    pwlen);
+			st = DB_UNAVAILABLE;
+			break;
+		}
+		memcpy(phc, pw, (size_t)pwlen + 1);
+		*pw_changed = changed;
+		break;
+	default:
+		st = DB_UNAVAILABLE;
+		break;
+	}
+	db_done(s);
+	return st;
+}
+
+enum db_status
+db_user_set_password(struct db *db, const char *user, const char *phc,
+    int64_t now)
+{
+	MYSQL_BIND	 p[3];
+	MYSQL_STMT	*s;
+	enum db_status	 st;
+
+	if (!db_key_ok(user, DB_KEY_MAX))
+		return DB_NOTFOUND;
+	db_bind_str(&p[0], phc, strlen(phc));
+	db_bind_i64(&p[1], &now);
+	db_bind_str(&p[2], user, strlen(user));
+	if ((st = db_exec(db, DBS_USER_SET_PASSWORD, p, &s)) != DB_OK)
+		return st;
+	if (mysql_stmt_affected_rows(s) == 0)
+		st = DB_NOTFOUND;
+	db_done(s);
+	return st;
+}
+
+/* ------------------------------------------------------------------ */
+/* urls                                                                */
+/* ------------------------------------------------------------------ */
+
+/* An owner that cannot exist gives DB_NOTFOUND, as the foreign key
+ * does for one that no longer exists. */
+enum db_status
+db_url_insert(struct db *db, const char *id, const char *owner,
+    const char *value, size_t len, int64_t now_us)
+{
+	MYSQL_BIND	 p[5];
+	MYSQL_STMT	*s;
+	enum db_status	 st;
+
+	if (!db_key_ok(id, DB_KEY_MAX)) {
+		log_warnx("db: url insert: unusable id");
+		return DB_UNAVAILABLE;
+	}
+	if (!db_key_ok(owner, DB_KEY_MAX))
+		return DB_NOTFOUND;
+	db_bind_str(&p[0], id, strlen(id));
+	db_bind_str(&p[1], owner, strlen(owner));
+	db_bind_str(&p[2], value, len);
+	db_bind_i64(&p[3], &now_us);
+	db_bind_i64(&p[4], &now_us);
+	if ((st = db_exec(db, DBS_URL_INSERT, p, &s)) != DB_OK)
+		return st;
+	db_done(s);
+	return DB_OK;
+}
+
+/* u is overwritten; on anything but DB_OK u->value is NULL. */
+enum db_status
+db_url_get(struct db *db, const char *id, struct db_url *u)
+{
+	MYSQL_BIND	 p[1], r[3];
+	MYSQL_STMT	*s;
+	struct db_row	*row;
+	enum db_status	 st;
+
+	memset(u, 0, sizeof(*u));
+	if (!db_key_ok(id, ID_MAX))
+		return DB_NOTFOUND;
+	if ((row = calloc(1, sizeof(*row))) == NULL) {
+		log_warnx("db: url get: out of memory");
+		return DB_UNAVAILABLE;
+	}
+	db_bind_str(&p[0], id, strlen(id));
+	if ((st = db_exec(db, DBS_URL_GET, p, &s)) != DB_OK)
+		goto out;
+	db_bind_out(&r[0], row->owner, sizeof(row->owner), &row->ownerlen);
+	db_bind_out(&r[1], row->value, sizeof(row->value), &row->valuelen);
+	db_bind_i64(&r[2], &row->created_us);
+	switch (db_fetch(DBS_URL_GET, s, r, 1)) {
+	case 0:
+		st = DB_NOTFOUND;
+		break;
+	case 1:
+		if (db_terminate(row->owner, sizeof(row->owner),
+		    row->ownerlen) == -1 ||
+		    db_copy_value(s, 1, row, &u->value, &u->len) == -1) {
+			st = DB_UNAVAILABLE;
+			break;
+		}
+		memcpy(u->id, id, strlen(id) + 1);
+		memcpy(u->owner, row->owner, (size_t)row->ownerlen + 1);
+		u->created_us = row->created_us;
+		break;
+	default:
+		st = DB_UNAVAILABLE;
+		break;
+	}
+	db_done(s);
+out:
+	free(row);
+	return st;
+}
+
+enum db_status
+db_url_update(struct db *db, const char *id, const char *value, size_t len,
+    int64_t now_us)
+{
+	MYSQL_BIND	 p[3];
+	MYSQL_STMT	*s;
+	enum db_status	 st;
+
+	if (!db_key_ok(id, ID_MAX))
+		return DB_NOTFOUND;
+	db_bind_str(&p[0], value, len);
+	db_bind_i64(&p[1], &now_us);
+	db_bind_str(&p[2], id, strlen(id));
+	if ((st = db_exec(db, DBS_URL_UPDATE, p, &s)) != DB_OK)
+		return st;
+	if (mysql_stmt_affected_rows(s) == 0)
+		st = DB_NOTFOUND;
+	db_done(s);
+	return st;
+}
+
+enum db_status
+db_url_delete(struct db *db, const char *id)
+{
+	MYSQL_BIND	 p[1];
+	MYSQL_STMT	*s;
+	enum db_status	 st;
+
+	if (!db_key_ok(id, ID_MAX))
+		return DB_NOTFOUND;
+	db_bind_str(&p[0], id, strlen(id));
+	if ((st = db_exec(db, DBS_URL_DELETE, p, &s)) != DB_OK)
+		return st;
+	if (mysql_stmt_affected_rows(s) == 0)
+		st = DB_NOTFOUND;
+	db_done(s);
+	return st;
+}
+
+enum db_status
+db_url_delete_all(struct db *db, const char *owner, uint64_t *deleted)
+{
+	MYSQL_BIND	 p[1];
+	MYSQL_STMT	*s;
+	enum db_status	 st;
+
+	*deleted = 0;
+	if (!db_key_ok(owner, DB_KEY_MAX))
+		return DB_OK;
+	db_bind_str(&p[0], owner, strlen(owner));
+	if ((st = db_exec(db, DBS_URL_DELETE_ALL, p, &s)) != DB_OK)
+		return st;
+	*deleted = (uint64_t)mysql_stmt_affected_rows(s);
+	db_done(s);
+	return DB_OK;
+}
+
+/*
+ * Copy the fetched rows into items.  On failure the items already
+ * filled are cleared and -1 returned.
+ */
+static int
+db_list_rows(enum db_stmt st, MYSQL_STMT *s, MYSQL_BIND *r,
+    struct db_row *row, const char *owner, struct db_url *items, size_t max,
+    size_t *n)
+{
+	struct db_url	*u;
+	int		 got = 0;
+
+	while (*n < max && (got = db_fetch(st, s, r, *n == 0)) == 1) {
+		u = &items[*n];
+		memset(u, 0, sizeof(*u));
+		if (db_terminate(row->id, sizeof(row->id), row->idlen) == -1 ||
+		    db_copy_value(s, 1, row, &u->value, &u->len) == -1)
+			goto fail;
+		memcpy(u->id, row->id, (size_t)row->idlen + 1);
+		snprintf(u->owner, sizeof(u->owner), "%s", owner);
+		u->created_us = row->created_us;
+		(*n)++;
+	}
+	if (*n < max && got == -1)
+		goto fail;
+	return 0;
+fail:
+	while (*n > 0)
+		db_url_clear(&items[--*n]);
+	return -1;
+}
+
+enum db_status
+db_url_list(struct db *db, const char *owner, int64_t after_us,
+    const char *after_id, struct db_url *items, size_t max, size_t *n)
+{
+	MYSQL_BIND	 p[5], r[3];
+	MYSQL_STMT	*s;
+	struct db_row	*row;
+	enum db_stmt	 which;
+	enum db_status	 st;
+	int64_t		 limit;
+
+	*n = 0;
+	/* Nobody owns a non-ascii name; no id sorts after a non-ascii
+	 * cursor.  Either way the page is empty, not an error. */
+	if (max == 0 || !db_key_ok(owner, DB_KEY_MAX) ||
+	    (after_id != NULL && after_id[0] != '\0' &&
+	    !db_key_ok(after_id, SIZE_MAX)))
+		return DB_OK;
+	if ((row = calloc(1, sizeof(*row))) == NULL) {
+		log_warnx("db: url list: out of memory");
+		return DB_UNAVAILABLE;
+	}
+	limit = max > 100000 ? 100000 : (int64_t)max;
+	db_bind_str(&p[0], owner, strlen(owner));
+	if (after_id == NULL) {
+		which = DBS_URL_LIST_FIRST;
+		db_bind_i64(&p[1], &limit);
+	} else {
+		which = DBS_URL_LIST_NEXT;
+		db_bind_i64(&p[1], &after_us);
+		db_bind_i64(&p[2], &after_us);
+		db_bind_str(&p[3], after_id, strlen(after_id));
+		db_bind_i64(&p[4], &limit);
+	}
+	if ((st = db_exec(db, which, p, &s)) != DB_OK)
+		goto out;
+	db_bind_out(&r[0], row->id, sizeof(row->id), &row->idlen);
+	db_bind_out(&r[1], row->value, sizeof(row->value), &row->valuelen);
+	db_bind_i64(&r[2], &row->created_us);
+	if (db_list_rows(which, s, r, row, owner, items, max, n) == -1)
+		st = DB_UNAVAILABLE;
+	db_done(s);
+out:
+	free(row);
+	return st;
+}
+
+void
+db_url_clear(struct db_url *u)
+{
+	free(u->value);
+	u->value = NULL;
+	u->len = 0;
+}
