@@ -1,7 +1,10 @@
 /*
  * body.c — read a request body into a handler's fields.  Clients of
  * the original service send JSON without a Content-Type (or with a
- * wrong one), so anything that is not a form is read as JSON.
+ * wrong one), so anything that is not a form is read as JSON.  A
+ * body labelled as a form that is plainly a JSON object (what
+ * `curl -d '{...}'` sends) is read as JSON too: a form field name can't
+ * start with '{' in any form a browser or client library produces.
  */
 #include <stdlib.h>
 #include <strings.h>
@@ -16,10 +19,16 @@ body_parse(const struct request *r, struct field *f, size_t n, char *err,
 {
 	const char	*ct = r->content_type != NULL ? r->content_type : "";
 	const char	*body = (const char *)r->body;
-	size_t		 len = body != NULL ? r->bodylen : 0;
+	size_t		 len = body != NULL ? r->bodylen : 0, i;
 
-	if (strncasecmp(ct, FORM_TYPE, sizeof(FORM_TYPE) - 1) == 0)
-		return form_parse_fields(body, len, f, n, err, errlen);
+	if (strncasecmp(ct, FORM_TYPE, sizeof(FORM_TYPE) - 1) == 0) {
+		for (i = 0; i < len && (body[i] == ' ' || body[i] == '\t' ||
+		    body[i] == '\r' || body[i] == '\n'); i++)
+			;
+		if (i == len || body[i] != '{')
+			return form_parse_fields(body, len, f, n, err,
+			    errlen);
+	}
 	return json_parse_fields(body, len, f, n, err, errlen);
 }
 

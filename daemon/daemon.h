@@ -1,0 +1,111 @@
+/*
+ * daemon/ — the master process: options, configuration, logging,
+ * pools and signals.  The configuration struct and the log functions
+ * are also read by workers (they run in processes forked from here).
+ */
+#ifndef SHORTD_DAEMON_H
+#define SHORTD_DAEMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SHORTD_VERSION		"0.1.0"
+#define SHORTD_SCHEMA_VERSION	1
+
+enum pool_kind {
+	POOL_AUTH = 0,
+	POOL_SHORTENER = 1,
+	POOL_COUNT
+};
+
+struct pool_config {
+	int	 enabled;
+	char	 listen[256];	/* "/path/to.sock" or "host:port" */
+	int	 workers;	/* preforked workers */
+};
+
+/*
+ * Everything read from shortd.conf and SHORTD_* variables.  Filled by
+ * config_load(); plain data, copied into each worker at fork.
+ */
+struct config {
+	char	 path[512];		/* the file it came from */
+
+	/* process */
+	char	 user[64];		/* drop privileges to ("" = stay) */
+	char	 group[64];
+	char	 pid_file[512];
+	char	 log_file[512];		/* "" = stderr */
+	int	 log_level;		/* 0 err, 1 warn, 2 info, 3 debug */
+	int	 shutdown_timeout;	/* s */
+
+	/* listening sockets and pools */
+	struct pool_config pool[POOL_COUNT];
+	unsigned listen_mode;		/* unix socket mode, e.g. 0660 */
+	int	 listen_backlog;
+
+	/* requests */
+	size_t	 max_body;		/* bytes; larger -> 413 */
+	size_t	 max_params;		/* bytes of FastCGI params -> 431 */
+	int	 read_timeout;		/* s to receive a whole request */
+	int	 idle_timeout;		/* s a kept connection may idle */
+
+	/* database */
+	char	 db_host[256];		/* "" or "localhost" = unix socket */
+	int	 db_port;
+	char	 db_socket[512];
+	char	 db_user[64];
+	char	 db_password[256];
+	char	 db_name[64];
+	int	 db_connect_timeout;	/* s */
+	int	 db_retry_after;	/* s, Retry-After on 503 */
+
+	/* auth */
+	char	 jwt_secret[512];	/* from SHORTD_JWT_SECRET or the file */
+	size_t	 jwt_secret_len;
+	char	 jwt_secret_file[512];
+	int	 jwt_lifetime;		/* s */
+	int	 jwt_leeway;		/* s */
+	uint32_t argon2_memory;		/* KiB */
+	uint32_t argon2_iterations;
+	uint32_t argon2_parallelism;
+	size_t	 password_min;		/* bytes */
+
+	/* shortener */
+	int	 redirect_status;	/* 301, 302, 307, 308 */
+	int	 redirect_max_age;	/* s, Cache-Control on redirects */
+	int	 legacy_redirect;	/* 301 + body, no Location */
+	int	 list_default_limit;
+	int	 list_max_limit;
+};
+
+/* config.c */
+void	config_defaults(struct config *);
+/* Read file (may be NULL for defaults + environment), apply SHORTD_*
+ * overrides, validate.  Returns 0, or -1 with a message in err. */
+int	config_load(struct config *, const char *file, char *err, size_t);
+void	config_dump(const struct config *, int fd);
+
+/* log.c: one line per event.  fatal*() only while starting up. */
+void	log_init(const char *file, int level, const char *ident);
+int	log_reopen(void);
+void	log_setident(const char *ident);
+void	log_err(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	fatal(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	fatalx(const char *, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+/* pool.c: listening sockets. */
+int	pool_listen(const char *spec, unsigned mode, int backlog,
+	    char *err, size_t errlen);
+
+/* master.c */
+int	master_run(const char *config_file, struct config *, int foreground);
+
+#endif /* SHORTD_DAEMON_H */
