@@ -3,6 +3,8 @@
 #   make            build ./shortd
 #   make run        the whole stack on 127.0.0.1:5003 (private MariaDB, nginx)
 #   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build)
+#   make fuzz       each fuzz target under libFuzzer (clang), FUZZ_TIME=60
+#                   seconds each; fails on a finding
 #   make deps       install the Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -40,7 +42,8 @@ FUZZ_REPLAY = $(FUZZSRC:regress/fuzz/%.c=build/asan/fuzz/%)
 
 DEPS_STAMP = build/.deps
 
-.PHONY: all check unit e2e fuzz-replay run deps install clean bench
+.PHONY: all check unit e2e fuzz-replay fuzz fuzz-deps run deps install \
+	clean bench
 
 all: shortd
 
@@ -80,6 +83,34 @@ build/asan/fuzz/%: regress/fuzz/%.c regress/fuzz/replay.c $(HDRS) \
 unit: $(UNIT_BIN)
 fuzz-replay: $(FUZZ_REPLAY)
 
+# The same targets under libFuzzer: the library instrumented for
+# coverage (fuzzer-no-link), each fuzz_*.c linked with libFuzzer's
+# main instead of replay.c.  `make fuzz` runs every target for
+# FUZZ_TIME seconds on a copy of its corpus (regress/fuzz/run.sh);
+# `make -j2 fuzz` runs two at a time.
+FUZZ_CC	 = clang
+FUZZ_TIME ?= 60
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \
+	   -fno-omit-frame-pointer
+FUZZ_OBJ = $(LIBSRC:%.c=build/fuzz/obj/%.o)
+FUZZ_BIN = $(FUZZSRC:regress/fuzz/%.c=build/fuzz/%)
+FUZZ_DEPS_STAMP = build/.fuzz-deps
+
+build/fuzz/obj/%.o: %.c $(HDRS) | $(DEPS_STAMP) $(FUZZ_DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN) $(WARN) \
+	    -Wno-error $(PKG_CFLAGS) -c -o $@ $<
+
+build/fuzz/%: regress/fuzz/%.c $(HDRS) $(FUZZ_OBJ)
+	$(FUZZ_CC) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(WARN) -Wno-error \
+	    $(PKG_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
+
+fuzz: $(FUZZSRC:regress/fuzz/fuzz_%.c=fuzz-run-%)
+.SECONDARY: $(FUZZ_OBJ) $(FUZZ_BIN)
+
+fuzz-run-%: build/fuzz/fuzz_%
+	@regress/fuzz/run.sh $* $(FUZZ_TIME)
+
 # The whole suite: unit tests, corpus replay and the e2e cases through
 # real MariaDB and nginx, against the sanitizer build.
 check: $(DEPS_STAMP) $(UNIT_BIN) $(FUZZ_REPLAY) build/shortd-asan shortd
@@ -113,6 +144,15 @@ deps:
 
 $(DEPS_STAMP):
 	@$(MAKE) --no-print-directory deps
+
+# `make fuzz` only: clang and its libFuzzer/sanitizer runtimes.
+DEB_FUZZ = clang libclang-rt-14-dev
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEB_BUILD="$(DEB_FUZZ)" DEB_TEST= \
+	    DEPS_STAMP=$(FUZZ_DEPS_STAMP)
+
+$(FUZZ_DEPS_STAMP):
+	@$(MAKE) --no-print-directory fuzz-deps
 
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \
