@@ -51,6 +51,10 @@ other threads):
   s.conf_text(overrides)      the shortd.conf a start would write
   s.stop_db(), s.start_db()   stop/start MariaDB (same datadir)
   s.jwt_secret                the secret shortd signs with (bytes)
+  s.login_limit               (rate, burst) of nginx's limit on POST
+                              /users/login; generous for the suite
+                              (LOGIN_LIMIT_TESTS), change it and
+                              restart nginx to test the limit
   s.shortd_log()              shortd's stderr so far (text)
   s.sanitizer_reports()       ASan/UBSan/LSan reports so far ("" if none)
   s.problems                  harness observations (orphaned workers...)
@@ -94,6 +98,12 @@ POOL_COMM = {
     "shortener": "shortd-short",
     "short": "shortd-short",
 }
+
+# nginx's per-address limit on POST /users/login: the values an
+# operator would run with (make run), and the suite's, far above what
+# its cases do from 127.0.0.1 so that none of them meets a 429.
+LOGIN_LIMIT_SHIPPED = ("10r/s", 20)
+LOGIN_LIMIT_TESTS = ("1000r/s", 1000)
 
 SANITIZER_RE = re.compile(
     r"ERROR: AddressSanitizer|runtime error:|LeakSanitizer|"
@@ -246,7 +256,7 @@ class StackError(RuntimeError):
 class Stack:
     def __init__(self, root_dir=None, shortd_path=None, port=None,
                  conf_overrides=None, host="127.0.0.1", persistent=False,
-                 nginx_max_body=None, verbose=False):
+                 nginx_max_body=None, verbose=False, login_limit=None):
         self.own_root = root_dir is None
         if root_dir is None:
             root_dir = tempfile.mkdtemp(prefix="shortd-")
@@ -262,6 +272,7 @@ class Stack:
         self.base_overrides = dict(conf_overrides or {})
         self.persistent = persistent
         self.nginx_max_body = nginx_max_body
+        self.login_limit = login_limit or LOGIN_LIMIT_TESTS
         self.verbose = verbose
         self.problems = []
 
@@ -773,6 +784,8 @@ class Stack:
             "@SHORTENER_SOCK@": fastcgi_target(
                 listens.get("shortener", conf["shortener_listen"])),
             "@MAX_BODY@": str(max_body),
+            "@LOGIN_RATE@": str(self.login_limit[0]),
+            "@LOGIN_BURST@": str(self.login_limit[1]),
         }
         for k, v in subst.items():
             text = text.replace(k, v)
@@ -925,7 +938,8 @@ def cmd_run(args):
     if port_in_use:
         sys.exit("stack: %s:%d is already in use" % (args.host, args.port))
     s = Stack(root_dir=args.dir, shortd_path=shortd, port=args.port,
-              host=args.host, persistent=True, verbose=True)
+              host=args.host, persistent=True, verbose=True,
+              login_limit=LOGIN_LIMIT_SHIPPED)
     s.own_root = False
     stop = threading.Event()
     try:

@@ -72,8 +72,13 @@ short_db_failed(const struct worker_ctx *ctx, struct response *resp,
 
 /*
  * Check the Authorization header: the raw token, or "Bearer <token>"
- * (scheme case-insensitive).  0 and the claims, or -1 with the 403
- * already in resp.
+ * (scheme case-insensitive).  A token that verifies is still refused
+ * if its user is gone or changed the password after it was issued
+ * (iat before pw_changed, both in seconds: a token from the very
+ * second of the change stays valid, or logging in right after a
+ * change would fail).  That costs one primary-key lookup per call;
+ * redirects need no token and do not pay it.  0 and the claims, or
+ * -1 with the 403 (503 if the database is down) already in resp.
  */
 static int
 short_token(const struct worker_ctx *ctx, const struct request *req,
@@ -81,9 +86,11 @@ short_token(const struct worker_ctx *ctx, const struct request *req,
 {
 	const struct config	*cfg = ctx->cfg;
 	const char		*tok = req->authorization;
-	char			 msg[128];
+	char			 msg[128], phc[PASSWORD_HASH_MAX];
 	size_t			 len;
+	int64_t			 changed = 0;
 	enum jwt_status		 st;
+	enum db_status		 dst;
 
 	memset(claims, 0, sizeof(*claims));
 	if (tok == NULL)
@@ -109,6 +116,18 @@ short_token(const struct worker_ctx *ctx, const struct request *req,
 		snprintf(msg, sizeof(msg), "invalid token: %s",
 		    jwt_strerror(st));
 		response_error(resp, 403, "forbidden", msg);
+		return -1;
+	}
+	dst = db_user_get(ctx->db, claims->sub, phc, sizeof(phc), &changed);
+	explicit_bzero(phc, sizeof(phc));
+	if (dst == DB_NOTFOUND || (dst == DB_OK && claims->iat < changed)) {
+		response_error(resp, 403, "forbidden", dst == DB_NOTFOUND ?
+		    "token revoked: its user no longer exists" :
+		    "token revoked: the password changed after it was issued");
+		return -1;
+	}
+	if (dst != DB_OK) {
+		response_unavailable(resp, cfg->db_retry_after);
 		return -1;
 	}
 	return 0;
