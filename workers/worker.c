@@ -222,14 +222,24 @@ conn_process(struct worker *w, struct conn *c)
 		case FCGI_ABORTED:
 			fcgi_put_end(&c->out, c->p.id, 0,
 			    FCGI_REQUEST_COMPLETE);
-			fcgi_next(&c->p);
-			c->mid_request = 0;
+			/* keep_conn belongs to the request fcgi_next()
+			 * forgets: read it first. */
 			if (!c->p.keep_conn)
 				c->closing = 1;
+			fcgi_next(&c->p);
+			c->mid_request = 0;
+			c->deadline = now_ms() +
+			    (int64_t)w->cfg->idle_timeout * 1000;
 			break;
 		case FCGI_PROTO_ERROR:
 			log_warnx("FastCGI protocol error; closing connection");
-			return -1;
+			if (c->out.len == 0)
+				return -1;
+			/* Answers to what came whole before the junk
+			 * still go out; then the connection closes. */
+			buf_reset(&c->in);
+			c->closing = 1;
+			return 0;
 		}
 	}
 	return 0;
