@@ -25,6 +25,18 @@
 
 #include "workers.h"
 
+/* Sanitizer builds (make check): see worker_main()'s end. */
+#if defined(__SANITIZE_ADDRESS__)
+#define WORKER_LSAN	1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WORKER_LSAN	1
+#endif
+#endif
+#ifdef WORKER_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define MAX_EVENTS	64
 #define READ_CHUNK	16384
 #define ACCEPT_PAUSE_MS	200	/* back-pressure on EMFILE/ENFILE */
@@ -544,5 +556,10 @@ worker_main(const struct config *cfg, const struct service *svc,
 	db_free(w.ctx.db);
 	close(w.epfd);
 	close(w.sfd);
+#ifdef WORKER_LSAN
+	/* The process ends in _exit(), which skips LeakSanitizer's check
+	 * at exit: run it now, on what this worker leaves behind. */
+	__lsan_do_leak_check();
+#endif
 	return 0;
 }
