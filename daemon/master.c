@@ -178,8 +178,12 @@ drop_privileges(const struct config *cfg)
 	const char	*path;
 	int		 p;
 
-	if (cfg->user[0] == '\0')
+	if (cfg->user[0] == '\0') {
+		if (geteuid() == 0)
+			log_warnx("running as root: set user (and group) so "
+			    "that workers run unprivileged");
 		return;
+	}
 	if (geteuid() != 0) {
 		log_warnx("user %s configured but not started as root; "
 		    "staying uid %d", cfg->user, (int)geteuid());

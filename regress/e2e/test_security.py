@@ -236,6 +236,9 @@ def test_sockets_and_workers_unprivileged(s):
             s.restart_shortd()
         return
 
+    # The suite's own shortd runs as root without user=: it says so.
+    assert "running as root: set user" in s.shortd_log(), \
+        "no warning about workers running as root"
     user, group = "nobody", "nogroup"
     uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
     # The unprivileged daemon cannot write to the stack's directory:
