@@ -136,12 +136,14 @@ class Load:
                     self.bad.append("%.2f %s" % (t0, out))
             time.sleep(0.01)
 
-    def summary(self, t_fault, t_end):
-        """Counts of outcomes before, during and after the fault."""
+    def summary(self, t_fault, t_end, t_back):
+        """Counts of outcomes before, during the fault, while it was
+        recovering and after it recovered."""
         out = {}
         for t0, t1, kind, res in self.results:
             phase = "before" if t1 < t_fault else \
-                "during" if t0 <= t_end else "after"
+                "during" if t0 <= t_end else \
+                "recovering" if t0 <= t_back else "after"
             key = phase + " " + res.split(":")[0]
             out[key] = out.get(key, 0) + 1
         return out
@@ -179,7 +181,7 @@ def _recover(s, load, t_end):
 
 
 def _check_after(s, load, master, what, t_fault, t_end, took):
-    summary = load.summary(t_fault, t_end)
+    summary = load.summary(t_fault, t_end, t_end + took)
     print("#   %s: recovered %.2f s after the fault; %s" % (
         what, took, ", ".join("%s %d" % kv for kv in
                               sorted(summary.items()))), flush=True)
