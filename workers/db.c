@@ -217,6 +217,9 @@ static void
 db_options(MYSQL *m, const struct config *cfg)
 {
 	unsigned int	 ctimeout, iotimeout = DB_IO_TIMEOUT, off = 0;
+#ifdef MARIADB_PACKAGE_VERSION_ID
+	my_bool		 reconnect = 0;
+#endif
 
 	ctimeout = cfg->db_connect_timeout > 0 ?
 	    (unsigned int)cfg->db_connect_timeout : 1;
@@ -225,15 +228,11 @@ db_options(MYSQL *m, const struct config *cfg)
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &iotimeout);
 	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &off);
+	/* libmysqlclient 8 never reconnects unless asked, and deprecates
+	 * the option; Connector/C is told explicitly. */
 #ifdef MARIADB_PACKAGE_VERSION_ID
-	{
-		my_bool	 reconnect = 0;
-
-		mysql_options(m, MYSQL_OPT_RECONNECT, &reconnect);
-	}
+	mysql_options(m, MYSQL_OPT_RECONNECT, &reconnect);
 #endif
-	/* libmysqlclient 8 never reconnects by default and deprecates
-	 * the option. */
 }
 
 /*
@@ -365,6 +364,8 @@ db_try(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out,
 	*out = s;
 	return 0;
 fail:
+	/* the server answered, or the link is about to be dropped */
+	db->last_used_ms = db_now_ms();
 	db_seterr(db, mysql_stmt_errno(s), mysql_stmt_error(s));
 	return db->last_errno ? db->last_errno : DB_CR_MIN;
 }
