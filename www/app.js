@@ -647,9 +647,17 @@
 		$("links-loading").hidden = true;
 		if (r.sessionEnded)
 			return;
+		$("page-size").removeAttribute("aria-invalid");
 		if (!r.ok || !r.data || !Array.isArray(r.data.items)) {
 			showFormError(err, "Your links could not be loaded: " +
 			    (r.ok ? "the answer had no list." : r.message));
+			/* A server with a lower list_max_limit refuses the
+			 * page size: say so at the select. */
+			if (r.status === 400 && /limit/i.test(r.message))
+				$("page-size").setAttribute("aria-invalid",
+				    "true");
+			$("links-list").replaceChildren();
+			list.next = null;
 			updatePager();
 			return;
 		}
@@ -809,8 +817,8 @@
 
 		/* What the list itself says about the link's state. */
 		const meta = describeState(item);
-		if (meta.length > 0)
-			setMeta(li, meta);
+		if (meta.length > 0 || isExpired(item))
+			setMeta(li, meta, isExpired(item));
 		return li;
 	}
 
