@@ -417,6 +417,7 @@
 	function openPassword() {
 		const d = $("password-dialog");
 		$("password-form").reset();
+		$("password-username").value = session.username;
 		clearErrors(d);
 		d.showModal();
 		$("password-current").focus();
@@ -619,6 +620,8 @@
 			}
 		}
 		$("shorten-url").value = "";
+		$("shorten-expires").value = "";
+		$("shorten-max").value = "";
 		if (features.alias !== false)
 			$("shorten-alias").value = "";
 		announce("Short link " + link + " created.");
@@ -839,8 +842,11 @@
 			parts.push("last visit " + when(o.last_visit_at));
 		if (typeof o.created_at === "string")
 			parts.push("created " + when(o.created_at));
-		if (typeof o.expires_at === "string")
-			parts.push("expires " + when(o.expires_at));
+		if (typeof o.expires_at === "string") {
+			const t = new Date(o.expires_at).getTime();
+			parts.push((t <= Date.now() ? "expired " : "expires ") +
+			    when(o.expires_at));
+		}
 		return parts;
 	}
 
