@@ -3,6 +3,7 @@
 #   make            build ./shortd
 #   make run        the whole stack on 127.0.0.1:5003 (private MariaDB, nginx)
 #   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build)
+#   make check-ui   the web page (www/) in headless Chromium, against the stack
 #   make deps       install the Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -41,6 +42,7 @@ FUZZ_REPLAY = $(FUZZSRC:regress/fuzz/%.c=build/asan/fuzz/%)
 DEPS_STAMP = build/.deps
 
 .PHONY: all check unit e2e fuzz-replay run deps install clean bench
+.PHONY: check-ui deps-ui ui-screenshots
 
 all: shortd
 
@@ -113,6 +115,47 @@ deps:
 
 $(DEPS_STAMP):
 	@$(MAKE) --no-print-directory deps
+
+# The web page in a real browser: Debian's chromium, driven by
+# playwright-core from npm (pinned in regress/ui/package-lock.json,
+# installed into regress/ui/node_modules); no browser is downloaded.
+DEB_UI	  = chromium fonts-dejavu-core
+UI_STAMP  = regress/ui/node_modules/.ok
+UI_SHOTS  = 01-login 03-wrong-password 05-shortened-and-copied 06-links \
+	    07-edit-error 08-delete-confirm 11-phone-links-top
+
+check-ui: $(DEPS_STAMP) build/.deps-ui $(UI_STAMP) shortd
+	/usr/bin/python3 regress/ui/run.py --shortd ./shortd
+
+deps-ui: | $(DEPS_STAMP)
+	@missing=""; for p in $(DEB_UI); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	        grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps-ui: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    echo "deps-ui: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends $$missing \
+	        >/dev/null || exit 1; \
+	else echo "deps-ui: missing packages; run as root:"; \
+	    echo "  apt-get install$$missing"; exit 1; fi
+	@touch build/.deps-ui
+
+build/.deps-ui: | $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory deps-ui
+
+$(UI_STAMP): regress/ui/package.json regress/ui/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	    echo "check-ui: needs Node.js 20 or later with npm"; exit 1; }
+	cd regress/ui && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The README's screenshots, from the last `make check-ui`.
+ui-screenshots:
+	@mkdir -p docs/screenshots
+	for f in $(UI_SHOTS); do \
+	    cp regress/out/ui/$$f.png docs/screenshots/ || exit 1; done
 
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \

@@ -85,6 +85,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF_TEMPLATE = os.path.join(TOP, "etc", "shortd.conf")
 NGINX_TEMPLATE = os.path.join(TOP, "etc", "nginx-local.conf.in")
 SCHEMA = os.path.join(TOP, "sql", "schema.sql")
+WWW_ROOT = os.path.join(TOP, "www")
 
 # sun_path is 108 bytes with the NUL; keep some room.
 SUN_PATH_MAX = 100
@@ -773,6 +774,7 @@ class Stack:
             "@SHORTENER_SOCK@": fastcgi_target(
                 listens.get("shortener", conf["shortener_listen"])),
             "@MAX_BODY@": str(max_body),
+            "@WWW_ROOT@": WWW_ROOT,
         }
         for k, v in subst.items():
             text = text.replace(k, v)
