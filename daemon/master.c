@@ -426,6 +426,10 @@ master_reaped(struct master *m, struct slot *s, int status, int64_t now)
 		reason = (int)atomic_load(&m->sb->slot[s->sbi].exit_reason);
 	if (s->timed_out)
 		;	/* logged when it was told */
+	else if (s->retiring && WIFSIGNALED(status) &&
+	    WTERMSIG(status) == SIGTERM)
+		log_debug("%s worker %d stopped before it was up", what,
+		    (int)s->pid);
 	else if (WIFSIGNALED(status))
 		log_warnx("%s worker %d killed by signal %d", what,
 		    (int)s->pid, WTERMSIG(status));

@@ -538,6 +538,27 @@ worker_signal(struct worker *w)
 	}
 }
 
+/*
+ * Accept only while no connection has a request on its way in.  A
+ * worker that accepted a second connection and then blocked in the
+ * first one's request would hold the second hostage while other
+ * workers sit idle; left in the listen queue, it goes to the next free
+ * worker (and the master sees the queue and grows the pool).  Kept
+ * connections between requests do not count.
+ */
+static void
+worker_listen(struct worker *w)
+{
+	struct conn	*c;
+	int		 want;
+
+	want = !w->retiring && w->resume_accept == 0;
+	for (c = w->conns; want && c != NULL; c = c->next)
+		if (!c->dead && c->mid_request)
+			want = 0;
+	listen_toggle(w, want);
+}
+
 /* Drop connections past their deadline; return ms to the next one. */
 static int
 worker_expire(struct worker *w)
@@ -558,10 +579,10 @@ worker_expire(struct worker *w)
 		if (c->deadline - now < wait)
 			wait = c->deadline - now;
 	}
-	if (!w->listening && !w->retiring && w->resume_accept > 0) {
+	if (w->resume_accept > 0) {
 		if (w->resume_accept <= now) {
 			w->resume_accept = 0;
-			listen_toggle(w, 1);
+			worker_listen(w);
 		} else if (w->resume_accept - now < wait)
 			wait = w->resume_accept - now;
 	}
@@ -620,6 +641,7 @@ worker_between(struct worker *w, uint64_t max_requests)
 			break;
 		}
 	worker_state(w, st, NULL, NULL);
+	worker_listen(w);
 	if (max_requests > 0 && w->nreq >= max_requests && !w->retiring) {
 		log_debug("served %llu requests (max_requests); exiting",
 		    (unsigned long long)w->nreq);
