@@ -11,6 +11,8 @@ SBINDIR	?= $(PREFIX)/sbin
 MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(PREFIX)/etc
 DATADIR	?= $(PREFIX)/share/shortd
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
 CC	?= cc
 CFLAGS	?= -O2 -g
@@ -96,7 +98,8 @@ run: $(DEPS_STAMP) shortd
 DEB_BUILD = gcc make pkg-config default-libmysqlclient-dev libargon2-dev \
 	    libjsmn-dev libssl-dev
 DEB_TEST  = mariadb-server mariadb-client nginx-light python3 \
-	    python3-requests python3-jwt python3-argon2 python3-pymysql curl
+	    python3-requests python3-jwt python3-argon2 python3-pymysql curl \
+	    systemd mandoc man-db groff-base
 deps:
 	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -115,11 +118,25 @@ deps:
 $(DEPS_STAMP):
 	@$(MAKE) --no-print-directory deps
 
+# The unit file names the installed paths; an existing shortd.conf is
+# left alone (the shipped one goes next to it as shortd.conf.dist).
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \
-	    $(DESTDIR)$(DATADIR)
+	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 shortd $(DESTDIR)$(SBINDIR)/shortd
-	install -m 644 etc/shortd.conf $(DESTDIR)$(SYSCONFDIR)/shortd/
+	install -m 644 man/shortd.8 $(DESTDIR)$(MANDIR)/man8/shortd.8
+	install -m 644 man/shortd.conf.5 $(DESTDIR)$(MANDIR)/man5/shortd.conf.5
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf ]; then \
+	    install -m 644 etc/shortd.conf \
+	        $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf.dist; \
+	else install -m 644 etc/shortd.conf $(DESTDIR)$(SYSCONFDIR)/shortd/; fi
+	sed -e 's|/usr/local/sbin|$(SBINDIR)|g' \
+	    -e 's|/usr/local/etc|$(SYSCONFDIR)|g' etc/shortd.service \
+	    > $(DESTDIR)$(UNITDIR)/shortd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/shortd.service
+	install -m 644 etc/shortd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shortd.conf
 	install -m 644 sql/schema.sql $(DESTDIR)$(DATADIR)/
 
 clean:
