@@ -13,6 +13,7 @@ Every case restarts shortd with the settings it needs, so its counters
 start from zero, and goes back to the base configuration afterwards.
 """
 
+import functools
 import json
 import os
 import re
@@ -40,6 +41,18 @@ def _wait(pred, timeout, step=0.05):
         if v or time.time() > deadline:
             return v
         time.sleep(step)
+
+
+def restoring(fn):
+    """Run a case that restarts shortd with its own settings, and go
+    back to the base configuration afterwards."""
+    @functools.wraps(fn)
+    def case(s):
+        try:
+            return fn(s)
+        finally:
+            s.restart_shortd()
+    return case
 
 
 def _link(s, prefix="p"):
@@ -145,6 +158,7 @@ def _results(threads, timeout=30):
 # Dynamic pools
 # ------------------------------------------------------------------
 
+@restoring
 def test_pool_grows_to_max_under_load_and_shrinks_back(s):
     s.restart_shortd({"shortener_workers_min": 1,
                       "shortener_workers_max": 4,
@@ -194,6 +208,7 @@ def test_pool_grows_to_max_under_load_and_shrinks_back(s):
     assert r.status_code == 301, _show(r)
 
 
+@restoring
 def test_request_timeout_kills_and_replaces_the_worker(s):
     s.restart_shortd({"shortener_workers": 2,
                       "shortener_request_timeout": 2})
@@ -250,6 +265,7 @@ def test_request_timeout_kills_and_replaces_the_worker(s):
 # Reloads
 # ------------------------------------------------------------------
 
+@restoring
 def test_hup_mid_stream_resizes_and_bad_config_keeps_serving(s):
     s.restart_shortd({"shortener_workers": 2})
     token, i, url = _link(s, "ph")
@@ -329,6 +345,7 @@ def test_hup_mid_stream_resizes_and_bad_config_keeps_serving(s):
 # Status and metrics
 # ------------------------------------------------------------------
 
+@restoring
 def test_metrics_answer_while_every_worker_is_blocked(s):
     s.restart_shortd({"shortener_workers": 2,
                       "shortener_request_timeout": 0})
@@ -369,6 +386,7 @@ def test_metrics_answer_while_every_worker_is_blocked(s):
         assert _wait(lambda: pool_status(status(s), "shortener")
                      ["workers"]["working"] == 2, 10, 0.1), \
             "both workers not blocked: %r" % status(s)
+        blocked = time.time()
         # Two more requests: no worker can take them; they wait in the
         # listen queue.
         for n in range(2):
@@ -393,6 +411,10 @@ def test_metrics_answer_while_every_worker_is_blocked(s):
             w["method"] == "PUT" and w["path"] == "/" + i and
             w["state_seconds"] >= 0 for w in busy), busy
         assert all(w["pid"] in s.workers("shortener") for w in busy), busy
+        # Hold the lock long enough for the master to look several
+        # times (it does every 0.1 s) and for the PUTs to land in the
+        # histogram above 0.25 s.
+        time.sleep(max(0, blocked + 0.6 - time.time()))
     finally:
         lock.release()
     rs = _results(threads)
@@ -407,15 +429,16 @@ def test_metrics_answer_while_every_worker_is_blocked(s):
     assert metric(ms, "shortd_workers_max_reached_total",
                   pool="shortener") >= 1, ms
     assert metric(ms, "shortd_db_reconnects_total", pool="shortener") == 0
-    # The two PUTs, held for well over 0.1 s, are in the upper buckets.
+    # The two PUTs, blocked for over 0.6 s, are in the upper buckets.
     total = metric(ms, "shortd_request_duration_seconds_count",
                    pool="shortener")
     assert metric(ms, "shortd_request_duration_seconds_bucket",
-                  pool="shortener", le="0.1") <= total - 2, ms
+                  pool="shortener", le="0.25") <= total - 2, ms
     assert metric(ms, "shortd_request_duration_seconds_sum",
-                  pool="shortener") >= 0.2, ms
+                  pool="shortener") >= 1.2, ms
 
 
+@restoring
 def test_max_requests_recycles_workers(s):
     s.restart_shortd({"shortener_workers": 2,
                       "shortener_max_requests": 3})
@@ -449,6 +472,7 @@ def test_max_requests_recycles_workers(s):
     assert "served max_requests" in s.shortd_log()
 
 
+@restoring
 def test_crash_loop_backs_off_and_is_counted(s):
     s.restart_shortd({"shortener_workers": 1})
     for n in range(4):
@@ -499,3 +523,27 @@ def test_status_locations_are_loopback_only(s):
     assert st["master_pid"] == s.master_pid, st
     assert {p["name"] for p in st["pools"]} == {"auth", "shortener"}
     assert s.workers("status"), "no status process under the master"
+
+
+def test_pool_settings_are_checked(s):
+    def refused(overrides, word):
+        p = s.shortd_check(overrides)
+        out = p.stdout + p.stderr
+        assert p.returncode != 0, "shortd -t accepted %r:\n%s" % (
+            overrides, out)
+        assert word in out, "shortd -t on %r does not name %s:\n%s" % (
+            overrides, word, out)
+
+    refused({"shortener_workers_min": 5, "shortener_workers_max": 4},
+            "shortener_workers_max")
+    refused({"auth_spare_min": 4, "auth_spare_max": 3}, "auth_spare_max")
+    refused({"auth_workers_max": 0}, "auth_workers_max")
+    refused({"shortener_request_timeout": -1}, "shortener_request_timeout")
+    refused({"status_listen": s.shortener_sock}, "status_listen")
+    # A static pool: both bounds become its size.
+    p = s.shortd_check({"auth_workers": 5})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "auth_workers_min = 5" in p.stdout and \
+        "auth_workers_max = 5" in p.stdout, p.stdout
+    p = s.shortd_check({"status_listen": ""})
+    assert p.returncode == 0, p.stdout + p.stderr
