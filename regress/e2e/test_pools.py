@@ -547,3 +547,33 @@ def test_pool_settings_are_checked(s):
         "auth_workers_max = 5" in p.stdout, p.stdout
     p = s.shortd_check({"status_listen": ""})
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def _uids(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(x) for x in line.split()[1:]]
+    return None
+
+
+@restoring
+def test_privileges_dropped_to_user(s):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    s.restart_shortd({"user": "nobody"})
+    token, i, url = _link(s, "pu")
+    r = s.http("GET", "/" + i)
+    assert r.status_code == 301, _show(r)
+    if os.geteuid() != 0:
+        assert "not started as root" in s.shortd_log()
+        return
+    assert "running as nobody" in s.shortd_log(), s.shortd_log()[-2000:]
+    pids = [s.master_pid] + s.workers("auth") + s.workers("shortener") + \
+        s.workers("status")
+    for pid in pids:
+        assert _uids(pid) == [nobody.pw_uid] * 4, \
+            "process %d runs with uids %r, not nobody's" % (pid, _uids(pid))
+    for sock in (s.auth_sock, s.shortener_sock, s.status_sock):
+        assert os.stat(sock).st_uid == nobody.pw_uid, sock
+    assert metrics(s)
