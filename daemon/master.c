@@ -417,9 +417,12 @@ master_crashed(struct master *m, const struct slot *s, int64_t now)
 static void
 master_reaped(struct master *m, struct slot *s, int status, int64_t now)
 {
-	const char	*what = s->pool == STATUS_POOL ? "status process" :
-			    pool_names[s->pool];
+	char		 what[32];
 	int		 abnormal, reason = SB_EXIT_NONE;
+
+	snprintf(what, sizeof(what), "%s%s", s->pool == STATUS_POOL ?
+	    "status process" : pool_names[s->pool], s->pool == STATUS_POOL ?
+	    "" : " worker");
 
 	abnormal = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 	if (s->sbi != -1)
@@ -428,13 +431,13 @@ master_reaped(struct master *m, struct slot *s, int status, int64_t now)
 		;	/* logged when it was told */
 	else if (s->retiring && WIFSIGNALED(status) &&
 	    WTERMSIG(status) == SIGTERM)
-		log_debug("%s worker %d stopped before it was up", what,
+		log_debug("%s %d stopped before it was up", what,
 		    (int)s->pid);
 	else if (WIFSIGNALED(status))
-		log_warnx("%s worker %d killed by signal %d", what,
+		log_warnx("%s %d killed by signal %d", what,
 		    (int)s->pid, WTERMSIG(status));
 	else if (abnormal)
-		log_warnx("%s worker %d exited with status %d", what,
+		log_warnx("%s %d exited with status %d", what,
 		    (int)s->pid, WEXITSTATUS(status));
 	if (s->pool == STATUS_POOL) {
 		if (!s->retiring && !m->stopping) {
@@ -448,14 +451,15 @@ master_reaped(struct master *m, struct slot *s, int status, int64_t now)
 		atomic_fetch_add(&m->sb->pool[s->pool].restarts[
 		    SB_RESTART_TIMEOUT], 1);
 	else if (!abnormal && reason == SB_EXIT_RECYCLE) {
-		log_info("%s worker %d served max_requests; replacing it",
+		log_info("%s %d served max_requests; replacing it",
 		    what, (int)s->pid);
 		atomic_fetch_add(&m->sb->pool[s->pool].restarts[
 		    SB_RESTART_RECYCLE], 1);
 	} else if (!s->retiring && !m->stopping)
 		master_crashed(m, s, now);
-	else if (!abnormal && now - s->started >= YOUNG_MS)
-		m->fails[s->pool] = 0;
+	if (s->pool != STATUS_POOL && !abnormal &&
+	    now - s->started >= YOUNG_MS)
+		m->fails[s->pool] = 0;	/* a worker lived: no crash loop */
 	if (s->sbi != -1) {
 		sb_slot_release(m->sb, (uint32_t)s->sbi);
 		m->sb_used[s->sbi] = 0;

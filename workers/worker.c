@@ -82,7 +82,8 @@ struct worker {
 static struct {
 	volatile sig_atomic_t	 armed;
 	int			 fd;
-	size_t			 len;
+	uint16_t		 id;		/* request id bytes were made for */
+	size_t			 len;		/* 0: not made yet */
 	uint8_t			 bytes[512];
 } timeout_reply;
 
@@ -184,7 +185,8 @@ worker_timeout_handler(int sig)
 }
 
 /* Prepare the 504 for request id on c, unless c already has output
- * queued (the 504 would land in the middle of it). */
+ * queued (the 504 would land in the middle of it).  The records are
+ * made again only when the id changes (nginx always uses 1). */
 static void
 timeout_arm(struct conn *c, uint16_t id)
 {
@@ -197,18 +199,24 @@ timeout_arm(struct conn *c, uint16_t id)
 	timeout_reply.armed = 0;
 	if (c->out.len > 0)
 		return;
-	buf_init(&b);
-	if (fcgi_put_stdout(&b, id, body, sizeof(body) - 1) == 0 &&
-	    fcgi_put_stdout(&b, id, NULL, 0) == 0 &&
-	    fcgi_put_end(&b, id, 0, FCGI_REQUEST_COMPLETE) == 0 &&
-	    b.len <= sizeof(timeout_reply.bytes)) {
-		memcpy(timeout_reply.bytes, b.data, b.len);
-		timeout_reply.len = b.len;
-		timeout_reply.fd = c->fd;
-		atomic_signal_fence(memory_order_seq_cst);
-		timeout_reply.armed = 1;
+	if (timeout_reply.len == 0 || timeout_reply.id != id) {
+		timeout_reply.len = 0;
+		buf_init(&b);
+		if (fcgi_put_stdout(&b, id, body, sizeof(body) - 1) == 0 &&
+		    fcgi_put_stdout(&b, id, NULL, 0) == 0 &&
+		    fcgi_put_end(&b, id, 0, FCGI_REQUEST_COMPLETE) == 0 &&
+		    !b.failed && b.len <= sizeof(timeout_reply.bytes)) {
+			memcpy(timeout_reply.bytes, b.data, b.len);
+			timeout_reply.len = b.len;
+			timeout_reply.id = id;
+		}
+		buf_free(&b);
+		if (timeout_reply.len == 0)
+			return;
 	}
-	buf_free(&b);
+	timeout_reply.fd = c->fd;
+	atomic_signal_fence(memory_order_seq_cst);
+	timeout_reply.armed = 1;
 }
 
 static void
