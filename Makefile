@@ -12,6 +12,8 @@ SBINDIR	?= $(PREFIX)/sbin
 MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(PREFIX)/etc
 DATADIR	?= $(PREFIX)/share/shortd
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
 CC	?= cc
 CFLAGS	?= -O2 -g
@@ -23,12 +25,13 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 	   -fno-omit-frame-pointer
 
-HDRS	 = proto/proto.h daemon/daemon.h workers/workers.h
-LIBSRC	 = proto/buf.c proto/fcgi.c \
+HDRS	 = proto/proto.h proto/scoreboard.h daemon/daemon.h workers/workers.h
+LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
-	   workers/id.c workers/db.c workers/auth.c workers/shortener.c
+	   workers/id.c workers/db.c workers/auth.c workers/shortener.c \
+	   workers/status.c
 MAINSRC	 = daemon/main.c
 UNITSRC	 = $(wildcard regress/unit/test_*.c)
 FUZZSRC	 = $(wildcard regress/fuzz/fuzz_*.c)
@@ -97,7 +100,8 @@ run: $(DEPS_STAMP) shortd
 DEB_BUILD = gcc make pkg-config default-libmysqlclient-dev libargon2-dev \
 	    libjsmn-dev libssl-dev
 DEB_TEST  = mariadb-server mariadb-client nginx-light python3 \
-	    python3-requests python3-jwt python3-argon2 python3-pymysql curl
+	    python3-requests python3-jwt python3-argon2 python3-pymysql curl \
+	    systemd mandoc man-db groff-base
 deps:
 	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -157,11 +161,25 @@ ui-screenshots:
 	for f in $(UI_SHOTS); do \
 	    cp regress/out/ui/$$f.png docs/screenshots/ || exit 1; done
 
+# The unit file names the installed paths; an existing shortd.conf is
+# left alone (the shipped one goes next to it as shortd.conf.dist).
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \
-	    $(DESTDIR)$(DATADIR)
+	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 shortd $(DESTDIR)$(SBINDIR)/shortd
-	install -m 644 etc/shortd.conf $(DESTDIR)$(SYSCONFDIR)/shortd/
+	install -m 644 man/shortd.8 $(DESTDIR)$(MANDIR)/man8/shortd.8
+	install -m 644 man/shortd.conf.5 $(DESTDIR)$(MANDIR)/man5/shortd.conf.5
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf ]; then \
+	    install -m 644 etc/shortd.conf \
+	        $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf.dist; \
+	else install -m 644 etc/shortd.conf $(DESTDIR)$(SYSCONFDIR)/shortd/; fi
+	sed -e 's|/usr/local/sbin|$(SBINDIR)|g' \
+	    -e 's|/usr/local/etc|$(SYSCONFDIR)|g' etc/shortd.service \
+	    > $(DESTDIR)$(UNITDIR)/shortd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/shortd.service
+	install -m 644 etc/shortd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shortd.conf
 	install -m 644 sql/schema.sql $(DESTDIR)$(DATADIR)/
 
 clean:

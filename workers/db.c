@@ -124,6 +124,7 @@ struct db {
 	int			 connected;
 	int64_t			 last_used_ms;	/* CLOCK_MONOTONIC */
 	unsigned int		 last_errno;	/* of the last failure */
+	uint64_t		 connects;	/* successful connects */
 	char			 errmsg[256];
 	MYSQL_STMT		*stmt[DBS_COUNT];	/* lazily prepared */
 };
@@ -275,10 +276,17 @@ db_ensure(struct db *db)
 	}
 	db->mysql = m;
 	db->connected = 1;
+	db->connects++;
 	db->last_used_ms = db_now_ms();
 	log_info("db: connected to %s, server %s", where,
 	    mysql_get_server_info(m));
 	return DB_OK;
+}
+
+uint64_t
+db_connects(const struct db *db)
+{
+	return db->connects;
 }
 
 /* Before a write: a connection idle for a while may be dead without
