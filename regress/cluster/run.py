@@ -10,8 +10,7 @@ limit:
 
   1. the e2e contract suites regress/e2e/test_{auth,shortener,classic,
      interop}.py, unchanged, through the balancing nginx;
-  2. regress/cluster/test_cluster.py: -t on node lists, where each
-     instance connects, writes through one host read through the
+  2. regress/cluster/test_cluster.py: where each instance connects, writes through one host read through the
      other at once, certification conflicts retried;
   3. regress/cluster/test_faults.py: a Galera node killed and
      rejoined, a shortd instance killed, under a steady mixed load;
@@ -24,7 +23,6 @@ copied to regress/out/cluster/.
 """
 
 import argparse
-import glob
 import importlib.util
 import os
 import shutil

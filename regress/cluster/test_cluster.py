@@ -50,23 +50,6 @@ def _shortd_processes(node):
 
 # ------------------------------------------------------------------
 
-def test_db_host_list_checked(c):
-    """shortd -t takes a list of nodes and refuses a malformed one,
-    naming db_host."""
-    a = c.instances[0]
-    for good in (c.db_hosts(1), "db1,db2:3307,[::1]:3308",
-                 " db1:3306 , db2 ", "localhost"):
-        p = a.shortd_check(overrides={"db_host": good})
-        assert p.returncode == 0, "shortd -t refused db_host %r:\n%s%s" % (
-            good, p.stdout, p.stderr)
-    for bad in ("db1:3306,", ",db1", "db1:0", "db1:65536", "db1:x",
-                "[::1", "[::1]3306", "db1,,db2", "db1:"):
-        p = a.shortd_check(overrides={"db_host": bad})
-        out = p.stdout + p.stderr
-        assert p.returncode != 0, "shortd -t accepted db_host %r" % bad
-        assert "db_host" in out, "shortd -t on db_host %r: %s" % (bad, out)
-
-
 def test_each_instance_starts_on_its_first_node(c):
     """A's workers hold their connections on node 1, B's on node 2,
     none on node 3, and both say so in their logs."""
