@@ -32,7 +32,9 @@
  *    and writes alike: nothing was executed.
  *  - A deadlock, a Galera certification failure (both 1213) or a lock
  *    wait timeout rolled the autocommit statement back, so it is
- *    retried up to DB_LOCK_RETRIES times.
+ *    retried up to DB_LOCK_RETRIES times, after a pause of a few
+ *    milliseconds, growing and jittered, so that two writers racing
+ *    for one row through two nodes do not collide again in step.
  * Anything else becomes DB_UNAVAILABLE (503) and a log line.
  */
 #include <poll.h>
@@ -47,7 +49,8 @@
 #include "workers.h"
 
 #define DB_PING_IDLE_MS	5000
-#define DB_LOCK_RETRIES	3
+#define DB_LOCK_RETRIES	5
+#define DB_LOCK_PAUSE_US	1000		/* times the attempt, plus jitter */
 #define DB_IO_TIMEOUT	10		/* s, per read or write */
 #define DB_KEY_MAX	64		/* ids, usernames: VARCHAR(64) */
 #define DB_PHC_MAX	255		/* users.password VARCHAR(255) */
@@ -610,6 +613,22 @@ fail:
 	return db->last_errno ? db->last_errno : DB_CR_MIN;
 }
 
+/* Before retrying a statement rolled back by a conflict: attempt
+ * milliseconds and up to one more, the jitter from the clock. */
+static void
+db_pause(int attempt)
+{
+	struct timespec	 now, ts;
+	long		 us;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (long)attempt * DB_LOCK_PAUSE_US + (now.tv_nsec / 1000) %
+	    DB_LOCK_PAUSE_US;
+	ts.tv_sec = 0;
+	ts.tv_nsec = us * 1000;
+	nanosleep(&ts, NULL);
+}
+
 /*
  * Run statement st with its parameters bound, following the retry
  * policy at the top of this file.  On DB_OK *out holds the statement
@@ -640,6 +659,7 @@ db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
 			if (locks++ < DB_LOCK_RETRIES) {
 				log_info("db: %s: %s, retrying", q->name,
 				    db->errmsg);
+				db_pause(locks);
 				continue;
 			}
 			break;
