@@ -146,7 +146,8 @@ class Load:
         slow = max((t1 - t0 for t0, t1, *_ in self.results), default=0)
         by = {}
         for x in fails:
-            by[x[3]] = by.get(x[3], 0) + 1
+            k = "%s %s" % (x[2], x[3])
+            by[k] = by.get(k, 0) + 1
         print("#   %s: %d requests, %d failed %r, slowest %.2fs" % (
             name, total, len(fails), by, slow), flush=True)
         assert total >= 10 * THREADS, "only %d requests under load" % total
@@ -223,7 +224,8 @@ def test_galera_node_killed_and_rejoined(c):
         # A's workers were all on node 1: each moves when it next has
         # a request (the auth workers see few).
         time.sleep(6)
-        moved = _addr_node(c, a.shortd_log()[log_at:])
+        since_kill = a.shortd_log()[log_at:]
+        moved = _addr_node(c, since_kill)
         t_restart = time.time()
         how = g.restart(1)
         t_synced = time.time()
@@ -236,6 +238,11 @@ def test_galera_node_killed_and_rejoined(c):
           flush=True)
     assert moved and all(n in (2, 3) for n in moved), \
         "A's workers did not move to nodes 2 and 3: %r" % moved
+    # A worker that lost node 1 remembers it failed: it goes straight
+    # to the next node instead of knocking at the dead one first.
+    knocks = since_kill.count("connect to %s:" % g.node(1).address)
+    assert knocks == 0, "A's workers tried dead node 1 %d times:\n%s" % (
+        knocks, since_kill[-3000:])
     g.wait_size(3)
     load.check("Galera node killed and rejoined")
     _check_links(c, load)
