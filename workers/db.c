@@ -491,23 +491,28 @@ db_ensure(struct db *db)
 }
 
 /*
- * 1 if the server has already closed the connection or said something
- * unasked (a shutdown or kill notice): nothing we send will be
- * answered, so reconnect before sending rather than find out after,
- * when a write could no longer be retried.  One poll(2), no wait.
+ * 1 if the server has already closed the connection (or, in plain
+ * text, said something unasked: a shutdown or kill notice comes just
+ * before the close): nothing we send would be answered, so reconnect
+ * before sending rather than find out after, when a write could no
+ * longer be retried.  Over TLS, bytes waiting may be a session ticket,
+ * so only the close itself counts.  One poll(2), no wait.
  */
 static int
 db_link_closed(struct db *db)
 {
 #ifdef MARIADB_PACKAGE_VERSION_ID
 	struct pollfd	 pfd;
+	short		 gone = POLLRDHUP | POLLHUP | POLLERR;
 
 	pfd.fd = (int)mysql_get_socket(db->mysql);
 	pfd.events = POLLIN | POLLRDHUP;
 	pfd.revents = 0;
-	if (pfd.fd < 0)
+	if (pfd.fd < 0 || poll(&pfd, 1, 0) <= 0)
 		return 0;
-	return poll(&pfd, 1, 0) > 0;
+	if (mysql_get_ssl_cipher(db->mysql) == NULL)
+		gone |= POLLIN;
+	return (pfd.revents & gone) != 0;
 #else
 	(void)db;
 	return 0;
