@@ -48,7 +48,6 @@ sys.path.insert(0, HERE)
 import stack as stackmod  # noqa: E402
 from galera import Galera, free_ports  # noqa: E402
 
-NGINX_LOCAL = os.path.join(TOP, "etc", "nginx-local.conf.in")
 NGINX_CLUSTER = os.path.join(TOP, "etc", "nginx-cluster.conf.in")
 SCHEMA = os.path.join(TOP, "sql", "schema.sql")
 
@@ -185,11 +184,13 @@ class Cluster:
     # ------------------------------------------------------------ nginx
 
     def nginx_text(self):
-        """etc/nginx-local.conf.in (the same routes and error pages as
-        every other test) with its two fastcgi_pass targets turned into
-        the upstreams of etc/nginx-cluster.conf.in."""
-        with open(NGINX_LOCAL) as f:
-            text = f.read()
+        """Instance A's nginx configuration (etc/nginx-local.conf.in as
+        regress/stack.py fills it in: the same routes and error pages as
+        every other test) with its listener and prefix made ours and
+        its two fastcgi_pass targets turned into the upstreams of
+        etc/nginx-cluster.conf.in, inserted at the top of http { }."""
+        a = self.instances[0]
+        text = a.nginx_text()
         with open(NGINX_CLUSTER) as f:
             snippet = f.read()
         servers = {}
@@ -202,16 +203,20 @@ class Cluster:
         for name, pool in (("AUTH", "auth"), ("SHORTENER", "shortener")):
             snippet = re.sub(r"(?m)^(\s*)@%s_SERVERS@\s*$" % name,
                              lambda m: m.group(1) + servers[pool], snippet)
-        conf = self.instances[0].effective_conf()
-        subst = {
-            "@PREFIX@": self.nginx_prefix,
-            "@LISTEN@": "%s:%d" % (self.host, self.port),
-            "@AUTH_SOCK@": "shortd_auth",
-            "@SHORTENER_SOCK@": "shortd_shortener",
-            "@MAX_BODY@": str(conf.get("max_body", "65536")),
+        text = text.replace(a.nginx_prefix, self.nginx_prefix)
+        mine = {
+            "listen %s:%d;" % (a.host, a.port):
+                "listen %s:%d;" % (self.host, self.port),
         }
-        for k, v in subst.items():
-            text = text.replace(k, v)
+        for pool in ("auth", "shortener"):
+            target = stackmod.fastcgi_target(a.conf_values()[pool +
+                                                             "_listen"])
+            mine["fastcgi_pass %s;" % target] = \
+                "fastcgi_pass shortd_%s;" % pool
+        for old, new in mine.items():
+            if old not in text:
+                raise ClusterError("nginx template: no %r to replace" % old)
+            text = text.replace(old, new)
         at = text.index("http {")
         at = text.index("\n", at) + 1
         return text[:at] + snippet + "\n" + text[at:]
