@@ -4,6 +4,8 @@
 #   make run        the whole stack on 127.0.0.1:5003 (private MariaDB, nginx)
 #   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build)
 #   make check-ui   the web page (www/) in headless Chromium, against the stack
+#   make check-cluster  the e2e suite and faults on a 3-node Galera
+#                   cluster behind two shortd instances and one nginx
 #   make deps       install the Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -92,6 +94,14 @@ check: $(DEPS_STAMP) $(UNIT_BIN) $(FUZZ_REPLAY) build/shortd-asan shortd
 
 e2e: $(DEPS_STAMP) build/shortd-asan
 	/usr/bin/python3 regress/run.py --shortd build/shortd-asan --only e2e
+
+# Scaled out, for real: MariaDB Galera (3 nodes on loopback, rsync SST,
+# which needs ss from iproute2), two shortd instances, one nginx.
+DEB_CLUSTER = galera-4 rsync iproute2 procps
+.PHONY: check-cluster
+check-cluster: $(DEPS_STAMP) build/shortd-asan
+	@$(MAKE) --no-print-directory deps DEB_TEST="$(DEB_TEST) $(DEB_CLUSTER)"
+	/usr/bin/python3 regress/cluster/run.py --shortd build/shortd-asan
 
 run: $(DEPS_STAMP) shortd
 	/usr/bin/python3 regress/stack.py run

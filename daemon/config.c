@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "../workers/workers.h"
 
 enum ctype { C_STR, C_INT, C_SIZE, C_U32, C_BOOL, C_MODE, C_LEVEL };
 
@@ -434,6 +435,8 @@ config_validate(struct config *c, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (db_hosts_check(c->db_host, err, errlen) == -1)
+		return -1;
 	if (c->list_default_limit > c->list_max_limit) {
 		snprintf(err, errlen, "list_default_limit %d exceeds "
 		    "list_max_limit %d", c->list_default_limit,

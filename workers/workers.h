@@ -221,6 +221,8 @@ struct db_url {
 	int64_t	 created_us;
 };
 
+/* 0 if a db_host value ("host[:port],...") parses, else -1 and why. */
+int		 db_hosts_check(const char *, char *err, size_t errlen);
 struct db	*db_new(const struct config *);
 void		 db_free(struct db *);
 /* Connect if not connected (once, no sleep).  DB_OK or DB_UNAVAILABLE. */
