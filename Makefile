@@ -5,6 +5,9 @@
 #   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build)
 #   make fuzz       each fuzz target under libFuzzer (clang), FUZZ_TIME=60
 #                   seconds each; fails on a finding
+#   make check-ui   the web page (www/) in headless Chromium, against the stack
+#   make check-cluster  the e2e suite and faults on a 3-node Galera
+#                   cluster behind two shortd instances and one nginx
 #   make deps       install the Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -13,6 +16,8 @@ SBINDIR	?= $(PREFIX)/sbin
 MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(PREFIX)/etc
 DATADIR	?= $(PREFIX)/share/shortd
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
 CC	?= cc
 CFLAGS	?= -O2 -g
@@ -24,12 +29,13 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 	   -fno-omit-frame-pointer
 
-HDRS	 = proto/proto.h daemon/daemon.h workers/workers.h
-LIBSRC	 = proto/buf.c proto/fcgi.c \
+HDRS	 = proto/proto.h proto/scoreboard.h daemon/daemon.h workers/workers.h
+LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
-	   workers/id.c workers/db.c workers/auth.c workers/shortener.c
+	   workers/id.c workers/db.c workers/auth.c workers/shortener.c \
+	   workers/status.c
 MAINSRC	 = daemon/main.c
 UNITSRC	 = $(wildcard regress/unit/test_*.c)
 FUZZSRC	 = $(wildcard regress/fuzz/fuzz_*.c)
@@ -42,8 +48,9 @@ FUZZ_REPLAY = $(FUZZSRC:regress/fuzz/%.c=build/asan/fuzz/%)
 
 DEPS_STAMP = build/.deps
 
-.PHONY: all check unit e2e fuzz-replay fuzz fuzz-deps run deps install \
-	clean bench
+.PHONY: all check unit e2e fuzz-replay run deps install clean bench
+.PHONY: fuzz fuzz-deps
+.PHONY: check-ui deps-ui ui-screenshots
 
 all: shortd
 
@@ -119,6 +126,14 @@ check: $(DEPS_STAMP) $(UNIT_BIN) $(FUZZ_REPLAY) build/shortd-asan shortd
 e2e: $(DEPS_STAMP) build/shortd-asan
 	/usr/bin/python3 regress/run.py --shortd build/shortd-asan --only e2e
 
+# Scaled out, for real: MariaDB Galera (3 nodes on loopback, rsync SST,
+# which needs ss from iproute2), two shortd instances, one nginx.
+DEB_CLUSTER = galera-4 rsync iproute2 procps
+.PHONY: check-cluster
+check-cluster: $(DEPS_STAMP) build/shortd-asan
+	@$(MAKE) --no-print-directory deps DEB_TEST="$(DEB_TEST) $(DEB_CLUSTER)"
+	/usr/bin/python3 regress/cluster/run.py --shortd build/shortd-asan
+
 run: $(DEPS_STAMP) shortd
 	/usr/bin/python3 regress/stack.py run
 
@@ -126,7 +141,8 @@ run: $(DEPS_STAMP) shortd
 DEB_BUILD = gcc make pkg-config default-libmysqlclient-dev libargon2-dev \
 	    libjsmn-dev libssl-dev
 DEB_TEST  = mariadb-server mariadb-client nginx-light python3 \
-	    python3-requests python3-jwt python3-argon2 python3-pymysql curl
+	    python3-requests python3-jwt python3-argon2 python3-pymysql curl \
+	    systemd mandoc man-db groff-base
 deps:
 	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -154,11 +170,66 @@ fuzz-deps:
 $(FUZZ_DEPS_STAMP):
 	@$(MAKE) --no-print-directory fuzz-deps
 
+# The web page in a real browser: Debian's chromium, driven by
+# playwright-core from npm (pinned in regress/ui/package-lock.json,
+# installed into regress/ui/node_modules); no browser is downloaded.
+DEB_UI	  = chromium fonts-dejavu-core
+UI_STAMP  = regress/ui/node_modules/.ok
+UI_SHOTS  = 01-login 03-wrong-password 05-shortened-and-copied 06-links \
+	    07-edit-error 08-delete-confirm 11-phone-links-top
+
+check-ui: $(DEPS_STAMP) build/.deps-ui $(UI_STAMP) shortd
+	/usr/bin/python3 regress/ui/run.py --shortd ./shortd
+
+deps-ui: | $(DEPS_STAMP)
+	@missing=""; for p in $(DEB_UI); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	        grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps-ui: all Debian packages present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    echo "deps-ui: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends $$missing \
+	        >/dev/null || exit 1; \
+	else echo "deps-ui: missing packages; run as root:"; \
+	    echo "  apt-get install$$missing"; exit 1; fi
+	@touch build/.deps-ui
+
+build/.deps-ui: | $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory deps-ui
+
+$(UI_STAMP): regress/ui/package.json regress/ui/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	    echo "check-ui: needs Node.js 20 or later with npm"; exit 1; }
+	cd regress/ui && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The README's screenshots, from the last `make check-ui`.
+ui-screenshots:
+	@mkdir -p docs/screenshots
+	for f in $(UI_SHOTS); do \
+	    cp regress/out/ui/$$f.png docs/screenshots/ || exit 1; done
+
+# The unit file names the installed paths; an existing shortd.conf is
+# left alone (the shipped one goes next to it as shortd.conf.dist).
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \
-	    $(DESTDIR)$(DATADIR)
+	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 shortd $(DESTDIR)$(SBINDIR)/shortd
-	install -m 644 etc/shortd.conf $(DESTDIR)$(SYSCONFDIR)/shortd/
+	install -m 644 man/shortd.8 $(DESTDIR)$(MANDIR)/man8/shortd.8
+	install -m 644 man/shortd.conf.5 $(DESTDIR)$(MANDIR)/man5/shortd.conf.5
+	if [ -e $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf ]; then \
+	    install -m 644 etc/shortd.conf \
+	        $(DESTDIR)$(SYSCONFDIR)/shortd/shortd.conf.dist; \
+	else install -m 644 etc/shortd.conf $(DESTDIR)$(SYSCONFDIR)/shortd/; fi
+	sed -e 's|/usr/local/sbin|$(SBINDIR)|g' \
+	    -e 's|/usr/local/etc|$(SYSCONFDIR)|g' etc/shortd.service \
+	    > $(DESTDIR)$(UNITDIR)/shortd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/shortd.service
+	install -m 644 etc/shortd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shortd.conf
 	install -m 644 sql/schema.sql $(DESTDIR)$(DATADIR)/
 
 clean:

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "../workers/workers.h"
 
 enum ctype { C_STR, C_INT, C_SIZE, C_U32, C_BOOL, C_MODE, C_LEVEL };
 
@@ -51,14 +52,35 @@ static const struct ckey keys[] = {
 
 	B("auth_enabled", pool[POOL_AUTH].enabled, "yes"),
 	S("auth_listen", pool[POOL_AUTH].listen, "/run/shortd/auth.sock"),
-	I("auth_workers", pool[POOL_AUTH].workers, 1, 1024, "2"),
+	I("auth_workers", pool[POOL_AUTH].workers, 0, 1024, "0"),
+	I("auth_workers_min", pool[POOL_AUTH].workers_min, 1, 1024, "2"),
+	I("auth_workers_max", pool[POOL_AUTH].workers_max, 1, 1024, "8"),
+	I("auth_spare_min", pool[POOL_AUTH].spare_min, 0, 1024, "1"),
+	I("auth_spare_max", pool[POOL_AUTH].spare_max, 1, 1024, "3"),
+	I("auth_max_requests", pool[POOL_AUTH].max_requests, 0, INT_MAX,
+	    "0"),
+	I("auth_request_timeout", pool[POOL_AUTH].request_timeout, 0, 3600,
+	    "30"),
 	B("shortener_enabled", pool[POOL_SHORTENER].enabled, "yes"),
 	S("shortener_listen", pool[POOL_SHORTENER].listen,
 	    "/run/shortd/shortener.sock"),
-	I("shortener_workers", pool[POOL_SHORTENER].workers, 1, 1024, "2"),
+	I("shortener_workers", pool[POOL_SHORTENER].workers, 0, 1024, "0"),
+	I("shortener_workers_min", pool[POOL_SHORTENER].workers_min, 1, 1024,
+	    "2"),
+	I("shortener_workers_max", pool[POOL_SHORTENER].workers_max, 1, 1024,
+	    "8"),
+	I("shortener_spare_min", pool[POOL_SHORTENER].spare_min, 0, 1024,
+	    "1"),
+	I("shortener_spare_max", pool[POOL_SHORTENER].spare_max, 1, 1024,
+	    "3"),
+	I("shortener_max_requests", pool[POOL_SHORTENER].max_requests, 0,
+	    INT_MAX, "0"),
+	I("shortener_request_timeout", pool[POOL_SHORTENER].request_timeout,
+	    0, 3600, "30"),
 	{ "listen_mode", C_MODE, offsetof(struct config, listen_mode), 0,
 	  0, 0777, "0660" },
 	I("listen_backlog", listen_backlog, 1, 65535, "1024"),
+	S("status_listen", status_listen, "/run/shortd/status.sock"),
 
 	Z("max_body", max_body, 1024, 64LL << 20, "65536"),
 	Z("max_params", max_params, 1024, 1LL << 20, "65536"),
@@ -348,6 +370,42 @@ config_secret(struct config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A pool is static (<pool>_workers > 0: that many workers, always) or
+ * dynamic (between workers_min and workers_max, keeping spare_min to
+ * spare_max of them available).  A static pool is stored as a dynamic
+ * one whose bounds meet, so the master knows one kind only.
+ */
+static int
+config_validate_pool(struct config *c, int p, char *err, size_t errlen)
+{
+	struct pool_config	*pc = &c->pool[p];
+	const char		*name = p == POOL_AUTH ? "auth" : "shortener";
+
+	if (!pc->enabled)
+		return 0;
+	if (pc->listen[0] == '\0') {
+		snprintf(err, errlen, "%s_listen is empty", name);
+		return -1;
+	}
+	if (pc->workers > 0) {
+		pc->workers_min = pc->workers_max = pc->workers;
+		return 0;
+	}
+	if (pc->workers_min > pc->workers_max) {
+		snprintf(err, errlen, "%s_workers_min %d exceeds "
+		    "%s_workers_max %d", name, pc->workers_min, name,
+		    pc->workers_max);
+		return -1;
+	}
+	if (pc->spare_min > pc->spare_max) {
+		snprintf(err, errlen, "%s_spare_min %d exceeds %s_spare_max %d",
+		    name, pc->spare_min, name, pc->spare_max);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 config_validate(struct config *c, char *err, size_t errlen)
 {
@@ -366,12 +424,19 @@ config_validate(struct config *c, char *err, size_t errlen)
 		    "both off: nothing to run");
 		return -1;
 	}
-	for (p = 0; p < POOL_COUNT; p++)
-		if (c->pool[p].enabled && c->pool[p].listen[0] == '\0') {
-			snprintf(err, errlen, "%s_listen is empty",
-			    p == POOL_AUTH ? "auth" : "shortener");
+	for (p = 0; p < POOL_COUNT; p++) {
+		if (config_validate_pool(c, p, err, errlen) == -1)
+			return -1;
+		if (c->pool[p].enabled &&
+		    strcmp(c->pool[p].listen, c->status_listen) == 0) {
+			snprintf(err, errlen, "status_listen is %s_listen; "
+			    "the status socket needs its own", p == POOL_AUTH ?
+			    "auth" : "shortener");
 			return -1;
 		}
+	}
+	if (db_hosts_check(c->db_host, err, errlen) == -1)
+		return -1;
 	if (c->list_default_limit > c->list_max_limit) {
 		snprintf(err, errlen, "list_default_limit %d exceeds "
 		    "list_max_limit %d", c->list_default_limit,

@@ -22,7 +22,13 @@ enum pool_kind {
 struct pool_config {
 	int	 enabled;
 	char	 listen[256];	/* "/path/to.sock" or "host:port" */
-	int	 workers;	/* preforked workers */
+	int	 workers;	/* static pool of this size; 0 = dynamic */
+	int	 workers_min;	/* dynamic: never fewer workers */
+	int	 workers_max;	/* dynamic: never more */
+	int	 spare_min;	/* grow while fewer are available */
+	int	 spare_max;	/* retire idle ones above this */
+	int	 max_requests;	/* a worker exits after this many; 0 = never */
+	int	 request_timeout; /* s one request may run; 0 = no limit */
 };
 
 /*
@@ -44,6 +50,7 @@ struct config {
 	struct pool_config pool[POOL_COUNT];
 	unsigned listen_mode;		/* unix socket mode, e.g. 0660 */
 	int	 listen_backlog;
+	char	 status_listen[256];	/* /metrics and /status; "" = off */
 
 	/* requests */
 	size_t	 max_body;		/* bytes; larger -> 413 */

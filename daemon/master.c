@@ -10,9 +10,19 @@
  *                    The listening sockets stay open throughout.
  *   USR1             reopen the log file (and the workers')
  *
+ * Every TICK_MS it also looks at the scoreboard (proto/scoreboard.h),
+ * where each worker keeps its state: it grows and shrinks the pools
+ * between their bounds, kills a worker whose request has run past
+ * request_timeout, and replaces workers that exit after max_requests.
+ * Next to the pools it runs one status process, which serves /metrics
+ * and /status from the scoreboard on its own socket, so they answer
+ * when every worker is busy.
+ *
  * Signal handlers only write the signal number to a self-pipe.  The
- * master never serves a request and never waits on a worker.
+ * master never serves a request and never waits on a worker: it reads
+ * the scoreboard without locks and signals children, nothing more.
  */
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -24,6 +34,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,28 +47,55 @@
 #define BACKOFF_MAX_MS	10000
 #define YOUNG_MS	5000	/* a worker dying younger than this is a
 				   sign of a crash loop */
+#define TICK_MS		100	/* how often the pools are looked at */
+#define KILL_GRACE_MS	1000	/* USR2 (answer 504, exit) to SIGKILL */
+#define RETIRE_IDLE_MS	1000	/* idle this long before being retired */
+#define SPAWN_RATE_MAX	32	/* most workers started in one tick */
+#define READY_WAIT_MS	10000	/* longest READY=1 waits after a reload */
+#define SB_SLOTS	4096	/* 2 pools x 1024 workers x 2 generations */
 
+#define NLISTEN		(POOL_COUNT + 1)
+#define LISTEN_STATUS	POOL_COUNT	/* lfd[] index of the status socket */
+#define STATUS_POOL	(-1)		/* slot.pool of the status process */
+
+_Static_assert(SB_POOLS == POOL_COUNT, "scoreboard pools != POOL_COUNT");
+
+/* The master's own record of a child; sbi links it to its scoreboard
+ * slot, where the child says what it is doing. */
 struct slot {
-	pid_t	 pid;
-	int	 pool;
+	pid_t	 pid;		/* 0: free */
+	int	 pool;		/* or STATUS_POOL */
+	int	 sbi;		/* scoreboard slot, -1 for the status process */
 	unsigned gen;
 	int	 retiring;	/* told to finish and exit */
+	int	 timed_out;	/* sent USR2 for request_timeout */
+	int64_t	 kill_at;	/* ms: SIGKILL if still there */
 	int64_t	 started;	/* ms, monotonic */
 };
 
 struct master {
 	struct config	 cfg;
 	const char	*file;
-	int		 lfd[POOL_COUNT];
-	char		 lspec[POOL_COUNT][256];
+	int		 lfd[NLISTEN];
+	char		 lspec[NLISTEN][256];
 	struct slot	*slots;
 	size_t		 nslots;
+	struct scoreboard *sb;		/* shared with every child */
+	uint8_t		*sb_used;	/* SB_SLOTS flags */
 	unsigned	 gen;
 	int		 stopping;
 	int64_t		 stop_deadline;
 	int		 killed;	/* SIGKILL sent after the deadline */
 	int		 fails[POOL_COUNT];
 	int64_t		 next_spawn[POOL_COUNT];
+	int		 target[POOL_COUNT];	/* workers wanted now */
+	int		 spawn_rate[POOL_COUNT];
+	int		 saturated[POOL_COUNT];	/* max reached, not yet eased */
+	int		 status_fails;
+	int64_t		 status_next;
+	int64_t		 next_tick;
+	int		 want_ready;	/* READY=1 owed once pools are up */
+	int64_t		 ready_deadline; /* 0: none */
 };
 
 /* The self-pipe's write end, the one thing signal handlers touch. */
@@ -110,6 +148,22 @@ notify(const char *msg)
 	close(fd);
 }
 
+/* RELOADING=1 with the time it began: systemd 253 and later match it
+ * against the reload they asked for (Type=notify-reload); older ones
+ * ignore the field. */
+static void
+notify_reloading(void)
+{
+	struct timespec	 ts;
+	char		 msg[64];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000);
+	notify(msg);
+}
+
 static const char *
 unix_path(const char *spec)
 {
@@ -120,51 +174,75 @@ unix_path(const char *spec)
 	return NULL;
 }
 
-/* Bind the sockets of cfg's pools that m does not have yet.  On any
- * failure nothing changes and -1 is returned with err set. */
+/* The listen spec of socket i in cfg (a pool's or the status one), or
+ * NULL if cfg has it off. */
+static const char *
+listen_spec(const struct config *cfg, int i)
+{
+	if (i < POOL_COUNT)
+		return cfg->pool[i].enabled ? cfg->pool[i].listen : NULL;
+	return cfg->status_listen[0] != '\0' ? cfg->status_listen : NULL;
+}
+
+/* Bind the sockets of cfg that m does not have yet.  On any failure
+ * nothing changes and -1 is returned with err set. */
 static int
 master_bind(struct master *m, const struct config *cfg, int newfd[],
     char *err, size_t errlen)
 {
-	int	 p;
+	const char	*spec;
+	int		 i;
 
-	for (p = 0; p < POOL_COUNT; p++) {
-		newfd[p] = -1;
-		if (!cfg->pool[p].enabled)
+	for (i = 0; i < NLISTEN; i++) {
+		newfd[i] = -1;
+		if ((spec = listen_spec(cfg, i)) == NULL)
 			continue;
-		if (m->lfd[p] != -1 &&
-		    strcmp(m->lspec[p], cfg->pool[p].listen) == 0)
+		if (m->lfd[i] != -1 && strcmp(m->lspec[i], spec) == 0)
 			continue;
-		newfd[p] = pool_listen(cfg->pool[p].listen, cfg->listen_mode,
+		newfd[i] = pool_listen(spec, cfg->listen_mode,
 		    cfg->listen_backlog, err, errlen);
-		if (newfd[p] == -1) {
-			while (--p >= 0)
-				if (newfd[p] != -1)
-					close(newfd[p]);
+		if (newfd[i] == -1) {
+			while (--i >= 0)
+				if (newfd[i] != -1)
+					close(newfd[i]);
 			return -1;
 		}
 	}
 	return 0;
 }
 
-/* Swap in newly bound sockets and close the ones cfg no longer uses. */
+/* Swap in newly bound sockets, close the ones cfg no longer uses, and
+ * tell the scoreboard which sockets the pools listen on.  A socket
+ * kept across a reload gets the new listen_backlog. */
 static void
 master_adopt(struct master *m, const struct config *cfg, const int newfd[])
 {
-	int	 p;
+	struct stat	 st;
+	const char	*spec;
+	int		 i;
 
-	for (p = 0; p < POOL_COUNT; p++) {
-		if (newfd[p] != -1 || !cfg->pool[p].enabled) {
-			if (m->lfd[p] != -1)
-				close(m->lfd[p]);
-			m->lfd[p] = -1;
-			m->lspec[p][0] = '\0';
+	for (i = 0; i < NLISTEN; i++) {
+		spec = listen_spec(cfg, i);
+		if (newfd[i] != -1 || spec == NULL) {
+			if (m->lfd[i] != -1)
+				close(m->lfd[i]);
+			m->lfd[i] = -1;
+			m->lspec[i][0] = '\0';
 		}
-		if (newfd[p] != -1) {
-			m->lfd[p] = newfd[p];
-			snprintf(m->lspec[p], sizeof(m->lspec[p]), "%s",
-			    cfg->pool[p].listen);
-		}
+		if (newfd[i] != -1) {
+			m->lfd[i] = newfd[i];
+			snprintf(m->lspec[i], sizeof(m->lspec[i]), "%s", spec);
+		} else if (m->lfd[i] != -1)
+			(void)listen(m->lfd[i], cfg->listen_backlog);
+		if (i >= POOL_COUNT || m->sb == NULL)
+			continue;
+		if (m->lfd[i] != -1 && fstat(m->lfd[i], &st) == 0) {
+			atomic_store(&m->sb->pool[i].listen_tcp,
+			    unix_path(m->lspec[i]) == NULL);
+			atomic_store(&m->sb->pool[i].listen_ino,
+			    (uint64_t)st.st_ino);
+		} else
+			atomic_store(&m->sb->pool[i].listen_ino, 0);
 	}
 }
 
@@ -175,8 +253,8 @@ drop_privileges(const struct config *cfg)
 	struct group	*gr;
 	uid_t		 uid;
 	gid_t		 gid;
-	const char	*path;
-	int		 p;
+	const char	*spec, *path;
+	int		 i;
 
 	if (cfg->user[0] == '\0') {
 		if (geteuid() == 0)
@@ -198,9 +276,9 @@ drop_privileges(const struct config *cfg)
 			fatalx("group %s: no such group", cfg->group);
 		gid = gr->gr_gid;
 	}
-	for (p = 0; p < POOL_COUNT; p++)
-		if (cfg->pool[p].enabled &&
-		    (path = unix_path(cfg->pool[p].listen)) != NULL &&
+	for (i = 0; i < NLISTEN; i++)
+		if ((spec = listen_spec(cfg, i)) != NULL &&
+		    (path = unix_path(spec)) != NULL &&
 		    chown(path, uid, gid) == -1)
 			fatal("chown %s", path);
 	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
@@ -228,27 +306,59 @@ slot_new(struct master *m)
 	return &m->slots[m->nslots - 8];
 }
 
-/* Fork one worker of pool p.  0, or -1 (logged). */
+static int
+sb_slot_new(struct master *m)
+{
+	int	 i;
+
+	for (i = 0; i < SB_SLOTS; i++)
+		if (!m->sb_used[i]) {
+			m->sb_used[i] = 1;
+			return i;
+		}
+	return -1;
+}
+
+/*
+ * Fork a child: a worker of pool p, or the status process (p ==
+ * STATUS_POOL).  The child keeps only its own listening socket.
+ * 0, or -1 (logged).
+ */
 static int
 master_spawn(struct master *m, int p)
 {
-	const struct service *svc = p == POOL_AUTH ? &auth_service :
-	    &shortener_service;
+	const struct service *svc;
 	struct slot	*s;
 	sigset_t	 all, old;
 	pid_t		 pid;
-	int		 q;
+	int		 i, sbi = -1, lfd;
 
+	if (p == STATUS_POOL) {
+		svc = &status_service;
+		lfd = m->lfd[LISTEN_STATUS];
+	} else {
+		svc = p == POOL_AUTH ? &auth_service : &shortener_service;
+		lfd = m->lfd[p];
+	}
 	if ((s = slot_new(m)) == NULL) {
 		log_warnx("out of memory for worker slots");
 		return -1;
+	}
+	if (p != STATUS_POOL) {
+		if ((sbi = sb_slot_new(m)) == -1) {
+			log_warnx("%s pool: all %d scoreboard slots in use",
+			    pool_names[p], SB_SLOTS);
+			return -1;
+		}
+		sb_slot_prepare(m->sb, (uint32_t)sbi, p, m->gen, mono_ms());
 	}
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid = fork();
 	if (pid == 0) {
 		/* The child: default dispositions, nothing of the
-		 * master's but its pool's socket and the config. */
+		 * master's but its own socket, the config and the
+		 * scoreboard. */
 		struct sigaction sa;
 		int sig;
 
@@ -256,95 +366,329 @@ master_spawn(struct master *m, int p)
 		sa.sa_handler = SIG_DFL;
 		for (sig = 1; sig < NSIG; sig++)
 			(void)sigaction(sig, &sa, NULL);
-		for (q = 0; q < POOL_COUNT; q++)
-			if (q != p && m->lfd[q] != -1)
-				close(m->lfd[q]);
+		for (i = 0; i < NLISTEN; i++)
+			if (m->lfd[i] != -1 && m->lfd[i] != lfd)
+				close(m->lfd[i]);
 		close(sigpipe_w);
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		_exit(worker_main(&m->cfg, svc, m->lfd[p], -1));
+		_exit(worker_main(&m->cfg, svc, lfd, m->sb, sbi));
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
 		log_warn("fork");
+		if (sbi != -1) {
+			sb_slot_release(m->sb, (uint32_t)sbi);
+			m->sb_used[sbi] = 0;
+		}
 		return -1;
 	}
+	memset(s, 0, sizeof(*s));
 	s->pid = pid;
 	s->pool = p;
+	s->sbi = sbi;
 	s->gen = m->gen;
-	s->retiring = 0;
 	s->started = mono_ms();
-	log_debug("started %s worker %d", pool_names[p], (int)pid);
+	if (sbi != -1)
+		atomic_store(&m->sb->slot[sbi].pid, (int32_t)pid);
+	log_debug("started %s %d", p == STATUS_POOL ? "status process" :
+	    pool_names[p], (int)pid);
 	return 0;
+}
+
+/* A pool worker died without being asked to: count it, and back off
+ * if its pool's workers keep dying young. */
+static void
+master_crashed(struct master *m, const struct slot *s, int64_t now)
+{
+	int	 p = s->pool;
+	int64_t	 delay;
+
+	atomic_fetch_add(&m->sb->pool[p].restarts[SB_RESTART_CRASH], 1);
+	if (now - s->started < YOUNG_MS)
+		m->fails[p]++;
+	else
+		m->fails[p] = 1;
+	delay = m->fails[p] <= 1 ? 0 :
+	    100LL << (m->fails[p] < 9 ? m->fails[p] - 2 : 7);
+	if (delay > BACKOFF_MAX_MS)
+		delay = BACKOFF_MAX_MS;
+	if (m->fails[p] >= 3)
+		log_err("%s pool: %d workers in a row died young; next start "
+		    "in %lld ms", pool_names[p], m->fails[p], (long long)delay);
+	m->next_spawn[p] = now + delay;
+}
+
+static void
+master_reaped(struct master *m, struct slot *s, int status, int64_t now)
+{
+	char		 what[32];
+	int		 abnormal, reason = SB_EXIT_NONE;
+
+	snprintf(what, sizeof(what), "%s%s", s->pool == STATUS_POOL ?
+	    "status process" : pool_names[s->pool], s->pool == STATUS_POOL ?
+	    "" : " worker");
+
+	abnormal = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	if (s->sbi != -1)
+		reason = (int)atomic_load(&m->sb->slot[s->sbi].exit_reason);
+	if (s->timed_out)
+		;	/* logged when it was told */
+	else if (s->retiring && WIFSIGNALED(status) &&
+	    WTERMSIG(status) == SIGTERM)
+		log_debug("%s %d stopped before it was up", what,
+		    (int)s->pid);
+	else if (WIFSIGNALED(status))
+		log_warnx("%s %d killed by signal %d", what,
+		    (int)s->pid, WTERMSIG(status));
+	else if (abnormal)
+		log_warnx("%s %d exited with status %d", what,
+		    (int)s->pid, WEXITSTATUS(status));
+	if (s->pool == STATUS_POOL) {
+		if (!s->retiring && !m->stopping) {
+			m->status_fails = now - s->started < YOUNG_MS ?
+			    m->status_fails + 1 : 0;
+			m->status_next = now + (m->status_fails > 0 ?
+			    (m->status_fails < 5 ? 200LL << m->status_fails :
+			    BACKOFF_MAX_MS) : 0);
+		}
+	} else if (s->timed_out)
+		atomic_fetch_add(&m->sb->pool[s->pool].restarts[
+		    SB_RESTART_TIMEOUT], 1);
+	else if (!abnormal && reason == SB_EXIT_RECYCLE) {
+		log_info("%s %d served max_requests; replacing it",
+		    what, (int)s->pid);
+		atomic_fetch_add(&m->sb->pool[s->pool].restarts[
+		    SB_RESTART_RECYCLE], 1);
+	} else if (!s->retiring && !m->stopping)
+		master_crashed(m, s, now);
+	if (s->pool != STATUS_POOL && !abnormal &&
+	    now - s->started >= YOUNG_MS)
+		m->fails[s->pool] = 0;	/* a worker lived: no crash loop */
+	if (s->sbi != -1) {
+		sb_slot_release(m->sb, (uint32_t)s->sbi);
+		m->sb_used[s->sbi] = 0;
+	}
+	memset(s, 0, sizeof(*s));
 }
 
 static void
 master_reap(struct master *m)
 {
-	struct slot	*s;
 	size_t		 i;
-	int64_t		 now = mono_ms(), delay;
+	int64_t		 now = mono_ms();
 	pid_t		 pid;
-	int		 status, p, abnormal;
+	int		 status;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0, s = NULL; i < m->nslots; i++)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (i = 0; i < m->nslots; i++)
 			if (m->slots[i].pid == pid) {
-				s = &m->slots[i];
+				master_reaped(m, &m->slots[i], status, now);
 				break;
 			}
-		if (s == NULL)
+}
+
+/*
+ * Kill what ran past request_timeout: USR2 first, which makes the
+ * worker answer 504 and exit; SIGKILL if it is still there a second
+ * later.  The kill is logged with the request it was working on, and
+ * counted as a 5xx answer of its pool.
+ */
+static void
+master_timeouts(struct master *m, int64_t now)
+{
+	struct sb_view	 v;
+	struct slot	*s;
+	size_t		 i;
+	int64_t		 limit;
+
+	for (i = 0; i < m->nslots; i++) {
+		s = &m->slots[i];
+		if (s->pid == 0 || s->sbi == -1)
 			continue;
-		p = s->pool;
-		abnormal = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-		if (WIFSIGNALED(status))
-			log_warnx("%s worker %d killed by signal %d",
-			    pool_names[p], (int)pid, WTERMSIG(status));
-		else if (abnormal)
-			log_warnx("%s worker %d exited with status %d",
-			    pool_names[p], (int)pid, WEXITSTATUS(status));
-		if (abnormal && !s->retiring && !m->stopping) {
-			if (now - s->started < YOUNG_MS)
-				m->fails[p]++;
-			else
-				m->fails[p] = 1;
-			delay = m->fails[p] <= 1 ? 0 :
-			    100LL << (m->fails[p] < 9 ? m->fails[p] - 2 : 7);
-			if (delay > BACKOFF_MAX_MS)
-				delay = BACKOFF_MAX_MS;
-			if (m->fails[p] >= 3)
-				log_err("%s pool: %d workers in a row died "
-				    "young; next start in %lld ms",
-				    pool_names[p], m->fails[p],
-				    (long long)delay);
-			m->next_spawn[p] = now + delay;
-		} else if (!abnormal && now - s->started >= YOUNG_MS)
-			m->fails[p] = 0;
-		s->pid = 0;
+		if (s->timed_out) {
+			if (now >= s->kill_at) {
+				kill(s->pid, SIGKILL);
+				s->kill_at = now + KILL_GRACE_MS;
+			}
+			continue;
+		}
+		limit = (int64_t)m->cfg.pool[s->pool].request_timeout * 1000;
+		if (limit <= 0 || sb_slot_read(m->sb, (uint32_t)s->sbi, &v) ==
+		    -1 || v.state != SB_WORKING || now - v.since_ms < limit)
+			continue;
+		log_warnx("%s worker %d: %s %s running for %.1f s, over "
+		    "request_timeout %d s; killing it", pool_names[s->pool],
+		    (int)s->pid, v.method, v.path,
+		    (double)(now - v.since_ms) / 1000.0,
+		    m->cfg.pool[s->pool].request_timeout);
+		sb_count(&m->sb->pool[s->pool], 504,
+		    (now - v.since_ms) * 1000);
+		kill(s->pid, SIGUSR2);
+		s->timed_out = 1;
+		s->retiring = 1;
+		s->kill_at = now + KILL_GRACE_MS;
 	}
 }
 
-/* Start the workers the current generation lacks.  Returns the ms to
- * wait before a start that back-off delayed, or -1. */
-static int
-master_maintain(struct master *m)
-{
-	int64_t	 now = mono_ms(), wait = -1;
-	size_t	 i;
-	int	 p, have;
+/* What the current generation of pool p looks like. */
+struct pool_view {
+	int	 total;		/* live, not retiring */
+	int	 available;	/* of those, not busy with a request */
+	int	 up;		/* past starting */
+	size_t	 idlest;	/* index of the longest idle, if any */
+	int64_t	 idle_since;
+};
 
+static void
+master_view(struct master *m, int p, struct pool_view *pv)
+{
+	struct sb_view	 v;
+	struct slot	*s;
+	size_t		 i;
+
+	memset(pv, 0, sizeof(*pv));
+	pv->idlest = (size_t)-1;
+	for (i = 0; i < m->nslots; i++) {
+		s = &m->slots[i];
+		if (s->pid == 0 || s->pool != p || s->gen != m->gen ||
+		    s->retiring)
+			continue;
+		pv->total++;
+		if (sb_slot_read(m->sb, (uint32_t)s->sbi, &v) == -1) {
+			pv->available++;	/* being written: call it so */
+			continue;
+		}
+		if (v.state != SB_WORKING)
+			pv->available++;
+		if (v.state != SB_STARTING)
+			pv->up++;
+		if (v.state == SB_IDLE && (pv->idlest == (size_t)-1 ||
+		    v.since_ms < pv->idle_since)) {
+			pv->idlest = i;
+			pv->idle_since = v.since_ms;
+		}
+	}
+}
+
+/*
+ * Pool p's size, like PHP-FPM's pm = dynamic: fewer than spare_min
+ * workers available (idle or reading) and room below workers_max: start
+ * more, 1, 2, 4 ... per tick while the shortage lasts; more than
+ * spare_max available: retire the one idle longest (if idle for
+ * RETIRE_IDLE_MS), one per tick, never below workers_min.
+ */
+static void
+master_scale(struct master *m, int p, int64_t now)
+{
+	const struct pool_config *pc = &m->cfg.pool[p];
+	struct pool_view	 pv;
+	struct slot		*s;
+	int			 n;
+
+	master_view(m, p, &pv);
+	if (m->target[p] < pc->workers_min)
+		m->target[p] = pc->workers_min;
+	if (m->target[p] > pc->workers_max)
+		m->target[p] = pc->workers_max;
+	if (pv.total < m->target[p])
+		return;		/* still starting the ones wanted */
+	if (pv.available < pc->spare_min) {
+		if (m->target[p] < pc->workers_max) {
+			n = pc->spare_min - pv.available;
+			if (n > m->spawn_rate[p])
+				n = m->spawn_rate[p];
+			if (n > pc->workers_max - m->target[p])
+				n = pc->workers_max - m->target[p];
+			m->target[p] += n;
+			log_debug("%s pool: %d available, starting %d",
+			    pool_names[p], pv.available, n);
+			if (m->spawn_rate[p] < SPAWN_RATE_MAX)
+				m->spawn_rate[p] *= 2;
+		} else if (!m->saturated[p]) {
+			m->saturated[p] = 1;
+			atomic_fetch_add(&m->sb->pool[p].max_reached, 1);
+			log_warnx("%s pool: all %d workers busy and "
+			    "workers_max reached; requests queue on the "
+			    "socket", pool_names[p], pv.total);
+		}
+		return;
+	}
+	m->spawn_rate[p] = 1;
+	m->saturated[p] = 0;
+	if (pv.available > pc->spare_max && pv.total > pc->workers_min &&
+	    pv.idlest != (size_t)-1 && now - pv.idle_since >= RETIRE_IDLE_MS) {
+		s = &m->slots[pv.idlest];
+		log_debug("%s pool: %d available, retiring %d", pool_names[p],
+		    pv.available, (int)s->pid);
+		s->retiring = 1;
+		kill(s->pid, SIGTERM);
+		m->target[p] = pv.total - 1;
+	}
+}
+
+static int
+master_count(const struct master *m, int p, unsigned gen)
+{
+	size_t	 i;
+	int	 n = 0;
+
+	for (i = 0; i < m->nslots; i++)
+		if (m->slots[i].pid != 0 && m->slots[i].pool == p &&
+		    m->slots[i].gen == gen && !m->slots[i].retiring)
+			n++;
+	return n;
+}
+
+/* READY=1 once every enabled pool has a worker past starting (or,
+ * after a reload, once READY_WAIT_MS have passed whatever happens). */
+static void
+master_check_ready(struct master *m, int64_t now)
+{
+	struct pool_view pv;
+	char		 msg[256];
+	int		 p, n[POOL_COUNT] = { 0 };
+
+	if (!m->want_ready)
+		return;
 	for (p = 0; p < POOL_COUNT; p++) {
 		if (!m->cfg.pool[p].enabled)
 			continue;
-		for (i = 0, have = 0; i < m->nslots; i++)
-			if (m->slots[i].pid != 0 && m->slots[i].pool == p &&
-			    m->slots[i].gen == m->gen)
-				have++;
-		while (have < m->cfg.pool[p].workers) {
-			if (m->next_spawn[p] > now) {
-				if (wait == -1 || m->next_spawn[p] - now < wait)
-					wait = m->next_spawn[p] - now;
-				break;
-			}
+		master_view(m, p, &pv);
+		if (pv.up == 0 && (m->ready_deadline == 0 ||
+		    now < m->ready_deadline))
+			return;
+		n[p] = pv.total;
+	}
+	m->want_ready = 0;
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=generation %u: auth %d "
+	    "workers, shortener %d workers", m->gen, n[POOL_AUTH],
+	    n[POOL_SHORTENER]);
+	notify(msg);
+}
+
+/* Start what is missing: workers up to each pool's target, the status
+ * process.  Back-off may delay a start to a later tick. */
+static void
+master_maintain(struct master *m)
+{
+	int64_t	 now = mono_ms();
+	int	 p, have;
+
+	if (now >= m->next_tick) {
+		m->next_tick = now + TICK_MS;
+		master_timeouts(m, now);
+		if (!m->stopping)
+			for (p = 0; p < POOL_COUNT; p++)
+				if (m->cfg.pool[p].enabled)
+					master_scale(m, p, now);
+	}
+	if (m->stopping)
+		return;
+	for (p = 0; p < POOL_COUNT; p++) {
+		if (!m->cfg.pool[p].enabled)
+			continue;
+		have = master_count(m, p, m->gen);
+		while (have < m->target[p] && m->next_spawn[p] <= now) {
 			if (master_spawn(m, p) == -1) {
 				m->next_spawn[p] = now + 1000;
 				break;
@@ -352,7 +696,11 @@ master_maintain(struct master *m)
 			have++;
 		}
 	}
-	return (int)wait;
+	if (m->lfd[LISTEN_STATUS] != -1 && now >= m->status_next &&
+	    master_count(m, STATUS_POOL, m->gen) == 0 &&
+	    master_spawn(m, STATUS_POOL) == -1)
+		m->status_next = now + 1000;
+	master_check_ready(m, now);
 }
 
 static void
@@ -387,9 +735,9 @@ master_reload(struct master *m)
 {
 	static struct config	 nc;	/* too large for the stack */
 	char			 err[1024];
-	int			 newfd[POOL_COUNT];
+	int			 newfd[NLISTEN], p, old;
 
-	notify("RELOADING=1");
+	notify_reloading();
 	log_info("reloading %s", m->file ? m->file : "(environment)");
 	if (config_load(&nc, m->file, err, sizeof(err)) == -1) {
 		log_err("reload: %s; keeping the running configuration", err);
@@ -404,21 +752,35 @@ master_reload(struct master *m)
 	master_adopt(m, &nc, newfd);
 	m->cfg = nc;
 	log_init(m->cfg.log_file, m->cfg.log_level, "master");
+	/* The new generation starts as large as the old one was (within
+	 * its bounds), so a reload under load keeps the capacity. */
+	for (p = 0; p < POOL_COUNT; p++) {
+		old = master_count(m, p, m->gen);
+		m->target[p] = old;
+		m->spawn_rate[p] = 1;
+		m->saturated[p] = 0;
+	}
 	m->gen++;
+	atomic_store(&m->sb->gen, m->gen);
 	memset(m->fails, 0, sizeof(m->fails));
 	memset(m->next_spawn, 0, sizeof(m->next_spawn));
+	m->status_fails = 0;
+	m->status_next = 0;
+	m->next_tick = 0;
 	/* New workers first, so the queue is drained while the old
 	 * generation finishes what it has already read. */
-	(void)master_maintain(m);
+	master_maintain(m);
 	master_signal_workers(m, SIGTERM, 1);
 	log_info("reloaded: generation %u", m->gen);
-	notify("READY=1");
+	m->want_ready = 1;
+	m->ready_deadline = mono_ms() + READY_WAIT_MS;
+	master_check_ready(m, mono_ms());
 }
 
 static void
 master_stop(struct master *m)
 {
-	int	 p;
+	int	 i;
 
 	if (m->stopping)
 		return;
@@ -426,12 +788,13 @@ master_stop(struct master *m)
 	log_info("stopping: waiting up to %d s for requests in flight",
 	    m->cfg.shutdown_timeout);
 	m->stopping = 1;
+	m->want_ready = 0;
 	m->stop_deadline = mono_ms() + (int64_t)m->cfg.shutdown_timeout * 1000;
 	master_signal_workers(m, SIGTERM, 0);
-	for (p = 0; p < POOL_COUNT; p++)
-		if (m->lfd[p] != -1) {
-			close(m->lfd[p]);
-			m->lfd[p] = -1;
+	for (i = 0; i < NLISTEN; i++)
+		if (m->lfd[i] != -1) {
+			close(m->lfd[i]);
+			m->lfd[i] = -1;
 		}
 }
 
@@ -439,15 +802,18 @@ static void
 master_cleanup(struct master *m)
 {
 	const char	*path;
-	int		 p;
+	int		 i;
 
-	for (p = 0; p < POOL_COUNT; p++)
-		if (m->lspec[p][0] != '\0' &&
-		    (path = unix_path(m->lspec[p])) != NULL)
+	for (i = 0; i < NLISTEN; i++)
+		if (m->lspec[i][0] != '\0' &&
+		    (path = unix_path(m->lspec[i])) != NULL)
 			unlink(path);
 	if (m->cfg.pid_file[0] != '\0')
 		unlink(m->cfg.pid_file);
 	free(m->slots);
+	free(m->sb_used);
+	if (m->sb != NULL)
+		munmap(m->sb, sb_size(SB_SLOTS));
 }
 
 static void
@@ -511,6 +877,24 @@ check_schema(const struct config *cfg)
 	db_free(db);
 }
 
+/* The scoreboard: shared with every child forked from here on. */
+static void
+master_scoreboard(struct master *m)
+{
+	struct timespec	 ts;
+	void		*p;
+
+	p = mmap(NULL, sb_size(SB_SLOTS), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		fatal("scoreboard: mmap %zu bytes", sb_size(SB_SLOTS));
+	if ((m->sb_used = calloc(SB_SLOTS, 1)) == NULL)
+		fatal("scoreboard");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	m->sb = p;
+	sb_init(m->sb, SB_SLOTS, (int64_t)ts.tv_sec, mono_ms());
+}
+
 int
 master_run(const char *file, struct config *cfg, int foreground)
 {
@@ -519,15 +903,16 @@ master_run(const char *file, struct config *cfg, int foreground)
 	struct pollfd		 pfd;
 	unsigned char		 sigs[32];
 	char			 err[1024];
-	int			 sp[2], newfd[POOL_COUNT], timeout, p;
-	ssize_t			 n, i;
+	int			 sp[2], newfd[NLISTEN], timeout, i;
+	ssize_t			 n, k;
 
 	memset(&m, 0, sizeof(m));
 	m.cfg = *cfg;
 	m.file = file;
-	for (p = 0; p < POOL_COUNT; p++)
-		m.lfd[p] = -1;
+	for (i = 0; i < NLISTEN; i++)
+		m.lfd[i] = -1;
 	log_init(m.cfg.log_file, m.cfg.log_level, "master");
+	master_scoreboard(&m);
 
 	if (master_bind(&m, &m.cfg, newfd, err, sizeof(err)) == -1)
 		fatalx("listen: %s", err);
@@ -553,39 +938,38 @@ master_run(const char *file, struct config *cfg, int foreground)
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	(void)master_maintain(&m);
-	log_info("shortd %s started: auth %s, shortener %s",
+	m.want_ready = 1;
+	master_maintain(&m);
+	log_info("shortd %s started: auth %s, shortener %s, status %s",
 	    SHORTD_VERSION,
 	    m.cfg.pool[POOL_AUTH].enabled ? m.lspec[POOL_AUTH] : "off",
 	    m.cfg.pool[POOL_SHORTENER].enabled ? m.lspec[POOL_SHORTENER] :
+	    "off", m.lfd[LISTEN_STATUS] != -1 ? m.lspec[LISTEN_STATUS] :
 	    "off");
-	notify("READY=1");
 
 	for (;;) {
 		master_reap(&m);
+		master_maintain(&m);
+		timeout = TICK_MS;
 		if (m.stopping) {
 			if (master_nworkers(&m) == 0)
 				break;
-			timeout = (int)(m.stop_deadline - mono_ms());
-			if (timeout <= 0) {
+			if (mono_ms() >= m.stop_deadline) {
 				if (!m.killed)
 					log_warnx("shutdown_timeout passed; "
 					    "killing %zu workers",
 					    master_nworkers(&m));
 				m.killed = 1;
 				master_signal_workers(&m, SIGKILL, 0);
-				timeout = 100;
 			}
-		} else
-			timeout = master_maintain(&m);
+		}
 		pfd.fd = sp[0];
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, timeout == -1 || timeout > 1000 ? 1000 :
-		    timeout) <= 0)
+		if (poll(&pfd, 1, timeout) <= 0)
 			continue;
 		while ((n = read(sp[0], sigs, sizeof(sigs))) > 0) {
-			for (i = 0; i < n; i++) {
-				switch (sigs[i]) {
+			for (k = 0; k < n; k++) {
+				switch (sigs[k]) {
 				case SIGTERM:
 				case SIGINT:
 				case SIGQUIT:

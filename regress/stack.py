@@ -36,6 +36,7 @@ other threads):
   s.db_connect(**kw)          a new pymysql connection (root, shortd)
   s.master_pid                pid of shortd's master
   s.workers(pool)             pids of pool "auth" or "shortener" workers
+                              (or "status": the status process)
   s.wait_workers(pool, n)     until the pool has >= n workers -> pids
   s.signal_shortd(sig)        kill(master, sig)
   s.wait_shortd(timeout)      the master's exit status, or None if running
@@ -89,6 +90,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF_TEMPLATE = os.path.join(TOP, "etc", "shortd.conf")
 NGINX_TEMPLATE = os.path.join(TOP, "etc", "nginx-local.conf.in")
 SCHEMA = os.path.join(TOP, "sql", "schema.sql")
+WWW_ROOT = os.path.join(TOP, "www")
 
 # sun_path is 108 bytes with the NUL; keep some room.
 SUN_PATH_MAX = 100
@@ -97,6 +99,7 @@ POOL_COMM = {
     "auth": "shortd-auth",
     "shortener": "shortd-short",
     "short": "shortd-short",
+    "status": "shortd-status",
 }
 
 # nginx's per-address limit on POST /users/login: the values an
@@ -289,6 +292,7 @@ class Stack:
         self.db_log = os.path.join(self.db_dir, "error.log")
         self.auth_sock = os.path.join(self.sock_dir, "auth.sock")
         self.shortener_sock = os.path.join(self.sock_dir, "shortener.sock")
+        self.status_sock = os.path.join(self.sock_dir, "status.sock")
         self.conf_path = os.path.join(self.root, "shortd.conf")
         self.log_path = os.path.join(self.root, "shortd.log")
         self.secret_path = os.path.join(self.root, "jwt.secret")
@@ -558,6 +562,7 @@ class Stack:
             "log_file": "",
             "auth_listen": self.auth_sock,
             "shortener_listen": self.shortener_sock,
+            "status_listen": self.status_sock,
             # nginx's workers run as nobody when the harness is root.
             "listen_mode": "0666",
             "db_host": "localhost",
@@ -786,6 +791,9 @@ class Stack:
             "@MAX_BODY@": str(max_body),
             "@LOGIN_RATE@": str(self.login_limit[0]),
             "@LOGIN_BURST@": str(self.login_limit[1]),
+            "@WWW_ROOT@": WWW_ROOT,
+            "@STATUS_SOCK@": fastcgi_target(
+                conf.get("status_listen") or self.status_sock),
         }
         for k, v in subst.items():
             text = text.replace(k, v)

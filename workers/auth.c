@@ -32,7 +32,8 @@ static void	 auth_handle(struct worker_ctx *, const struct request *,
 const struct service auth_service = {
 	"auth",
 	auth_init,
-	auth_handle
+	auth_handle,
+	0			/* uses the database */
 };
 
 static void

@@ -8,19 +8,36 @@
  * sets are stored client-side before a row is looked at, so a lost
  * connection shows up at execute time, never half-way through rows.
  *
+ * Nodes: db_host may list several servers of one multi-writer cluster
+ * (Galera), "host1:port,host2:port,...".  A worker connects to the
+ * first that answers and stays there until it loses it; a node that
+ * failed is skipped for DB_NODE_HOLD_MS so that a dead one is not
+ * knocked at on every request (when every node has failed recently,
+ * the one that failed longest ago is still tried, one per request).
+ * On a cluster, reads ask for causality (wsrep_sync_wait), so a row
+ * committed through any node is seen by the next read on any other.
+ *
  * Retry policy: a request must neither hang nor half-apply.
- *  - A read that fails because the connection was lost is retried once
- *    on a new connection.
+ *  - A read that fails because the connection (or its node) was lost
+ *    is retried on a new connection, moving on to the next node, up
+ *    to once per node.
  *  - A write is not retried after a lost connection: it may have been
- *    applied.  To make that rare, a connection idle for more than
- *    DB_PING_IDLE_MS is pinged before a write and reopened if dead
- *    (the server may have restarted or timed it out meanwhile).
+ *    applied.  To make that rare, before each statement the socket is
+ *    checked for a close (or a shutdown notice) the server already
+ *    sent, and a connection idle for more than DB_PING_IDLE_MS is
+ *    pinged before a write; either way it is reopened first.  A node
+ *    that says it is not ready (Galera's 1047) ran nothing, so the
+ *    write moves on to the next node.
  *  - Failing to prepare is retried once on a new connection for reads
  *    and writes alike: nothing was executed.
- *  - A deadlock or lock wait timeout rolled the autocommit statement
- *    back, so it is retried up to DB_LOCK_RETRIES times.
+ *  - A deadlock, a Galera certification failure (both 1213) or a lock
+ *    wait timeout rolled the autocommit statement back, so it is
+ *    retried up to DB_LOCK_RETRIES times, after a pause of a few
+ *    milliseconds, growing and jittered, so that two writers racing
+ *    for one row through two nodes do not collide again in step.
  * Anything else becomes DB_UNAVAILABLE (503) and a log line.
  */
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,10 +49,13 @@
 #include "workers.h"
 
 #define DB_PING_IDLE_MS	5000
-#define DB_LOCK_RETRIES	3
+#define DB_LOCK_RETRIES	5
+#define DB_LOCK_PAUSE_US	1000		/* times the attempt, plus jitter */
 #define DB_IO_TIMEOUT	10		/* s, per read or write */
 #define DB_KEY_MAX	64		/* ids, usernames: VARCHAR(64) */
 #define DB_PHC_MAX	255		/* users.password VARCHAR(255) */
+#define DB_NODES_MAX	16
+#define DB_NODE_HOLD_MS	5000		/* skip a node that failed this long */
 
 /*
  * Server and client error numbers, spelled here because MySQL's and
@@ -46,6 +66,7 @@ enum {
 	DB_ER_SERVER_SHUTDOWN = 1053,
 	DB_ER_DUP_ENTRY = 1062,
 	DB_ER_NO_SUCH_TABLE = 1146,
+	DB_ER_UNKNOWN_SYSTEM_VARIABLE = 1193,
 	DB_ER_LOCK_WAIT_TIMEOUT = 1205,
 	DB_ER_LOCK_DEADLOCK = 1213,
 	DB_ER_NO_REFERENCED_ROW = 1216,
@@ -118,12 +139,24 @@ static const struct db_sql {
 	    "ORDER BY created_us DESC, id DESC LIMIT ?" },
 };
 
+/* One server of db_host's list. */
+struct db_node {
+	char		 host[256];	/* "localhost": the unix socket */
+	unsigned int	 port;
+	int		 failed;	/* failed_ms is set */
+	int64_t		 failed_ms;	/* CLOCK_MONOTONIC of the failure */
+};
+
 struct db {
 	const struct config	*cfg;
 	MYSQL			*mysql;		/* NULL when not connected */
 	int			 connected;
+	struct db_node		 node[DB_NODES_MAX];
+	int			 nnodes;	/* 0: db_host did not parse */
+	int			 cur;		/* the node connected to */
 	int64_t			 last_used_ms;	/* CLOCK_MONOTONIC */
 	unsigned int		 last_errno;	/* of the last failure */
+	uint64_t		 connects;	/* successful connects */
 	char			 errmsg[256];
 	MYSQL_STMT		*stmt[DBS_COUNT];	/* lazily prepared */
 };
@@ -190,14 +223,123 @@ db_disconnect(struct db *db)
 	db->connected = 0;
 }
 
+/*
+ * Parse one node of a db_host list, len bytes at s: "host",
+ * "host:port", "[v6addr]" or "[v6addr]:port"; a bare address with
+ * several colons is an IPv6 address without a port.  0 or -1 with a
+ * reason in err.
+ */
+static int
+db_node_parse(const char *s, size_t len, int defport, struct db_node *n,
+    char *err, size_t errlen)
+{
+	const char	*host = s, *port = NULL, *sep, *end = s + len;
+	size_t		 hostlen;
+	long		 v = 0;
+
+	while (host < end && (*host == ' ' || *host == '\t'))
+		host++;
+	while (end > host && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	hostlen = (size_t)(end - host);
+	if (hostlen > 0 && host[0] == '[') {
+		if ((sep = memchr(host, ']', hostlen)) == NULL)
+			goto bad;
+		if (sep + 1 < end) {
+			if (sep[1] != ':')
+				goto bad;
+			port = sep + 2;
+		}
+		hostlen = (size_t)(sep - host - 1);
+		host++;
+	} else if ((sep = memchr(host, ':', hostlen)) != NULL &&
+	    memchr(sep + 1, ':', (size_t)(end - sep - 1)) == NULL) {
+		port = sep + 1;
+		hostlen = (size_t)(sep - host);
+	}
+	if (hostlen == 0 || hostlen >= sizeof(n->host))
+		goto bad;
+	if (port != NULL) {
+		if (port == end)
+			goto bad;
+		for (; port < end; port++) {
+			if (*port < '0' || *port > '9' || v > 65535)
+				goto bad;
+			v = v * 10 + (*port - '0');
+		}
+		if (v < 1 || v > 65535)
+			goto bad;
+	} else
+		v = defport;
+	memset(n, 0, sizeof(*n));
+	memcpy(n->host, host, hostlen);
+	n->port = (unsigned int)v;
+	return 0;
+bad:
+	snprintf(err, errlen, "db_host: \"%.*s\" is not host, host:port or "
+	    "[address]:port", (int)len, s);
+	return -1;
+}
+
+/*
+ * Split db_host into at most max nodes.  An empty value is one node,
+ * the local unix socket.  -> the number of nodes, or -1 with a reason
+ * in err.
+ */
+static int
+db_nodes_parse(const char *spec, int defport, struct db_node *nodes,
+    int max, char *err, size_t errlen)
+{
+	const char	*p = spec, *comma;
+	size_t		 len;
+	int		 n = 0;
+
+	if (spec[strspn(spec, " \t")] == '\0') {
+		memset(&nodes[0], 0, sizeof(nodes[0]));
+		strcpy(nodes[0].host, "localhost");
+		nodes[0].port = (unsigned int)defport;
+		return 1;
+	}
+	for (;;) {
+		comma = strchr(p, ',');
+		len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+		if (n == max) {
+			snprintf(err, errlen, "db_host: more than %d nodes",
+			    max);
+			return -1;
+		}
+		if (db_node_parse(p, len, defport, &nodes[n], err,
+		    errlen) == -1)
+			return -1;
+		n++;
+		if (comma == NULL)
+			return n;
+		p = comma + 1;
+	}
+}
+
+int
+db_hosts_check(const char *spec, char *err, size_t errlen)
+{
+	struct db_node	 nodes[DB_NODES_MAX];
+
+	return db_nodes_parse(spec, 3306, nodes, DB_NODES_MAX, err,
+	    errlen) == -1 ? -1 : 0;
+}
+
 struct db *
 db_new(const struct config *cfg)
 {
 	struct db	*db;
+	int		 n;
 
 	if ((db = calloc(1, sizeof(*db))) == NULL)
 		return NULL;
 	db->cfg = cfg;
+	n = db_nodes_parse(cfg->db_host, cfg->db_port, db->node,
+	    DB_NODES_MAX, db->errmsg, sizeof(db->errmsg));
+	/* Validated with the configuration; kept for db_ensure to say. */
+	db->nnodes = n > 0 ? n : 0;
 	return db;
 }
 
@@ -217,6 +359,9 @@ static void
 db_options(MYSQL *m, const struct config *cfg)
 {
 	unsigned int	 ctimeout, iotimeout = DB_IO_TIMEOUT, off = 0;
+#ifdef MARIADB_PACKAGE_VERSION_ID
+	my_bool		 reconnect = 0;
+#endif
 
 	ctimeout = cfg->db_connect_timeout > 0 ?
 	    (unsigned int)cfg->db_connect_timeout : 1;
@@ -225,70 +370,180 @@ db_options(MYSQL *m, const struct config *cfg)
 	mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &iotimeout);
 	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	mysql_options(m, MYSQL_OPT_LOCAL_INFILE, &off);
+	/* libmysqlclient 8 never reconnects unless asked, and deprecates
+	 * the option; Connector/C is told explicitly. */
 #ifdef MARIADB_PACKAGE_VERSION_ID
-	{
-		my_bool	 reconnect = 0;
-
-		mysql_options(m, MYSQL_OPT_RECONNECT, &reconnect);
-	}
+	mysql_options(m, MYSQL_OPT_RECONNECT, &reconnect);
 #endif
-	/* libmysqlclient 8 never reconnects by default and deprecates
-	 * the option. */
+}
+
+/* Remember that the node we are on (or were trying) failed. */
+static void
+db_node_failed(struct db *db, int i)
+{
+	db->node[i].failed = 1;
+	db->node[i].failed_ms = db_now_ms();
 }
 
 /*
- * Connect if not connected: one attempt, bounded by the connect
- * timeout.  CLIENT_FOUND_ROWS makes an UPDATE report the rows it
- * matched, so writing an unchanged value is not "not found".
+ * Ask a cluster node for causal reads: a SELECT then waits until the
+ * node has applied every write the cluster committed before it, so a
+ * link created through one node is found through any other at once.
+ * A server without Galera does not know the variable (MySQL) or
+ * ignores it (MariaDB with wsrep off).
  */
-enum db_status
-db_ensure(struct db *db)
+static int
+db_session(MYSQL *m)
+{
+	static const char	 q[] = "SET SESSION wsrep_sync_wait = 1";
+
+	if (mysql_real_query(m, q, sizeof(q) - 1) == 0 ||
+	    mysql_errno(m) == DB_ER_UNKNOWN_SYSTEM_VARIABLE)
+		return 0;
+	return -1;
+}
+
+/*
+ * One attempt at node i, bounded by the connect timeout.
+ * CLIENT_FOUND_ROWS makes an UPDATE report the rows it matched, so
+ * writing an unchanged value is not "not found".
+ */
+static enum db_status
+db_connect_node(struct db *db, int i)
 {
 	const struct config	*cfg = db->cfg;
-	const char		*host = cfg->db_host, *sock = NULL;
+	struct db_node		*n = &db->node[i];
+	const char		*host = n->host, *sock = NULL;
 	char			 where[600];
 	MYSQL			*m;
 
-	if (db->connected)
-		return DB_OK;
 	if ((m = mysql_init(NULL)) == NULL) {
 		db_seterr(db, 0, "out of memory");
 		log_warnx("db: mysql_init: out of memory");
 		return DB_UNAVAILABLE;
 	}
 	db_options(m, cfg);
-	if (host[0] == '\0' || strcmp(host, "localhost") == 0) {
-		host = "localhost";
+	if (strcmp(host, "localhost") == 0) {
 		if (cfg->db_socket[0] != '\0')
 			sock = cfg->db_socket;
 		snprintf(where, sizeof(where), "%s",
 		    sock ? sock : "the default socket");
-	} else
-		snprintf(where, sizeof(where), "%s:%d", host, cfg->db_port);
+	} else if (strchr(host, ':') != NULL)
+		snprintf(where, sizeof(where), "[%s]:%u", host, n->port);
+	else
+		snprintf(where, sizeof(where), "%s:%u", host, n->port);
 	if (mysql_real_connect(m, host, cfg->db_user, cfg->db_password,
-	    cfg->db_name[0] != '\0' ? cfg->db_name : NULL,
-	    cfg->db_port > 0 ? (unsigned int)cfg->db_port : 0, sock,
-	    CLIENT_FOUND_ROWS) == NULL || mysql_autocommit(m, 1) != 0) {
+	    cfg->db_name[0] != '\0' ? cfg->db_name : NULL, n->port, sock,
+	    CLIENT_FOUND_ROWS) == NULL || mysql_autocommit(m, 1) != 0 ||
+	    db_session(m) == -1) {
 		db_seterr(db, mysql_errno(m), mysql_error(m));
 		log_warnx("db: connect to %s: %s", where, mysql_error(m));
 		mysql_close(m);
+		db_node_failed(db, i);
 		return DB_UNAVAILABLE;
 	}
 	db->mysql = m;
 	db->connected = 1;
+	db->connects++;
+	db->cur = i;
+	n->failed = 0;
 	db->last_used_ms = db_now_ms();
-	log_info("db: connected to %s, server %s", where,
-	    mysql_get_server_info(m));
+	if (db->nnodes > 1)
+		log_info("db: connected to %s (node %d of %d), server %s",
+		    where, i + 1, db->nnodes, mysql_get_server_info(m));
+	else
+		log_info("db: connected to %s, server %s", where,
+		    mysql_get_server_info(m));
 	return DB_OK;
 }
 
-/* Before a write: a connection idle for a while may be dead without
- * our knowing; find out now, while reconnecting is still safe. */
-static void
-db_ping_idle(struct db *db)
+uint64_t
+db_connects(const struct db *db)
 {
-	if (!db->connected ||
-	    db_now_ms() - db->last_used_ms < DB_PING_IDLE_MS)
+	return db->connects;
+}
+
+/*
+ * Connect if not connected: to the first node that answers, skipping
+ * those that failed less than DB_NODE_HOLD_MS ago; if every node did,
+ * the one that failed longest ago.  No sleep, one attempt per node.
+ */
+enum db_status
+db_ensure(struct db *db)
+{
+	int64_t		 now;
+	int		 i, pick, tried = 0;
+
+	if (db->connected)
+		return DB_OK;
+	if (db->nnodes == 0) {
+		log_warnx("db: %s", db->errmsg);
+		return DB_UNAVAILABLE;
+	}
+	now = db_now_ms();
+	for (i = 0; i < db->nnodes; i++) {
+		if (db->node[i].failed &&
+		    now - db->node[i].failed_ms < DB_NODE_HOLD_MS)
+			continue;
+		tried++;
+		if (db_connect_node(db, i) == DB_OK)
+			return DB_OK;
+	}
+	if (tried > 0)
+		return DB_UNAVAILABLE;
+	for (pick = 0, i = 1; i < db->nnodes; i++)
+		if (db->node[i].failed_ms < db->node[pick].failed_ms)
+			pick = i;
+	return db_connect_node(db, pick);
+}
+
+/*
+ * 1 if the server has already closed the connection (or, in plain
+ * text, said something unasked: a shutdown or kill notice comes just
+ * before the close): nothing we send would be answered, so reconnect
+ * before sending rather than find out after, when a write could no
+ * longer be retried.  Over TLS, bytes waiting may be a session ticket,
+ * so only the close itself counts.  One poll(2), no wait.
+ */
+static int
+db_link_closed(struct db *db)
+{
+#ifdef MARIADB_PACKAGE_VERSION_ID
+	struct pollfd	 pfd;
+	short		 gone = POLLRDHUP | POLLHUP | POLLERR;
+
+	pfd.fd = (int)mysql_get_socket(db->mysql);
+	pfd.events = POLLIN | POLLRDHUP;
+	pfd.revents = 0;
+	if (pfd.fd < 0 || poll(&pfd, 1, 0) <= 0)
+		return 0;
+	if (mysql_get_ssl_cipher(db->mysql) == NULL)
+		gone |= POLLIN;
+	return (pfd.revents & gone) != 0;
+#else
+	(void)db;
+	return 0;
+#endif
+}
+
+/*
+ * Before a statement: a connection the server closed, or (before a
+ * write) one idle for a while, may be dead without our knowing; find
+ * out now, while reconnecting is still safe.
+ */
+static void
+db_check_link(struct db *db, int write)
+{
+	if (!db->connected)
+		return;
+	if (db_link_closed(db)) {
+		log_info("db: node %d closed the connection, reconnecting",
+		    db->cur + 1);
+		db_node_failed(db, db->cur);
+		db_disconnect(db);
+		return;
+	}
+	if (!write || db_now_ms() - db->last_used_ms < DB_PING_IDLE_MS)
 		return;
 	if (mysql_ping(db->mysql) == 0) {
 		db->last_used_ms = db_now_ms();
@@ -296,6 +551,7 @@ db_ping_idle(struct db *db)
 	}
 	log_info("db: idle connection lost (%s), reconnecting",
 	    mysql_error(db->mysql));
+	db_node_failed(db, db->cur);
 	db_disconnect(db);
 }
 
@@ -365,8 +621,26 @@ db_try(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out,
 	*out = s;
 	return 0;
 fail:
+	/* the server answered, or the link is about to be dropped */
+	db->last_used_ms = db_now_ms();
 	db_seterr(db, mysql_stmt_errno(s), mysql_stmt_error(s));
 	return db->last_errno ? db->last_errno : DB_CR_MIN;
+}
+
+/* Before retrying a statement rolled back by a conflict: attempt
+ * milliseconds and up to one more, the jitter from the clock. */
+static void
+db_pause(int attempt)
+{
+	struct timespec	 now, ts;
+	long		 us;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (long)attempt * DB_LOCK_PAUSE_US + (now.tv_nsec / 1000) %
+	    DB_LOCK_PAUSE_US;
+	ts.tv_sec = 0;
+	ts.tv_nsec = us * 1000;
+	nanosleep(&ts, NULL);
 }
 
 /*
@@ -384,8 +658,7 @@ db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
 
 	db->last_errno = 0;
 	for (;;) {
-		if (q->write)
-			db_ping_idle(db);
+		db_check_link(db, q->write);
 		if (db_ensure(db) != DB_OK)
 			return DB_UNAVAILABLE;
 		if ((err = db_try(db, st, param, out, &executed)) == 0)
@@ -400,6 +673,7 @@ db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
 			if (locks++ < DB_LOCK_RETRIES) {
 				log_info("db: %s: %s, retrying", q->name,
 				    db->errmsg);
+				db_pause(locks);
 				continue;
 			}
 			break;
@@ -409,10 +683,15 @@ db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
 				continue;
 			break;
 		case DBE_LOST:
+			/* 1047: the node is not ready and ran nothing. */
+			if (err == DB_ER_UNKNOWN_COM)
+				executed = 0;
+			db_node_failed(db, db->cur);
 			db_disconnect(db);
-			if (relinks++ == 0 && (!executed || !q->write)) {
-				log_info("db: %s: %s (%u), reconnecting",
-				    q->name, db->errmsg, err);
+			if (relinks++ < db->nnodes && (!executed || !q->write)) {
+				log_info("db: %s: %s (%u) on node %d, "
+				    "reconnecting", q->name, db->errmsg, err,
+				    db->cur + 1);
 				continue;
 			}
 			break;

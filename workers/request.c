@@ -217,7 +217,9 @@ response_serialize(const struct response *r, struct buf *out)
 	    http_reason(r->status));
 	buf_add(out, r->headers.data, r->headers.len);
 	if (!nobody) {
-		buf_puts(out, "Content-Type: application/json\r\n");
+		buf_printf(out, "Content-Type: %s\r\n",
+		    r->content_type != NULL ? r->content_type :
+		    "application/json");
 		buf_printf(out, "Content-Length: %zu\r\n", r->body.len);
 	}
 	buf_puts(out, "\r\n");

@@ -33,7 +33,8 @@ static void	 short_handle(struct worker_ctx *, const struct request *,
 const struct service shortener_service = {
 	"shortener",
 	short_init,
-	short_handle
+	short_handle,
+	0			/* uses the database */
 };
 
 static int64_t

@@ -9,6 +9,13 @@
  *
  * Signals arrive through a signalfd: TERM/INT retire the worker (stop
  * accepting, finish what was read, exit 0), USR1 reopens the log.
+ * USR2 is the exception: the master sends it when the request in hand
+ * has run past request_timeout, and since the worker is then stuck in
+ * that request, a real handler answers it (504) and exits.
+ *
+ * The worker keeps its scoreboard slot current (idle, reading, working
+ * on METHOD PATH since T) and adds each answer to its pool's counters.
+ * After max_requests it retires itself, and the master replaces it.
  */
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -17,6 +24,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +48,7 @@
 #define MAX_EVENTS	64
 #define READ_CHUNK	16384
 #define ACCEPT_PAUSE_MS	200	/* back-pressure on EMFILE/ENFILE */
+#define EXIT_TIMEOUT	3	/* exit status after answering 504 */
 
 struct conn {
 	int		 fd;
@@ -68,7 +77,27 @@ struct worker {
 	uint64_t		 nreq;
 	struct conn		*conns;
 	size_t			 nconns;
+	struct sb_slot		*slot;		/* NULL: no scoreboard */
+	struct sb_pool		*pool;
+	enum sb_state		 state;		/* as last written to slot */
+	uint64_t		 reconnects;	/* as last added to pool */
 };
+
+/*
+ * The answer the USR2 handler writes when the master gives up on the
+ * request in hand: a complete FastCGI response (504, JSON) for the
+ * connection and request id being handled.  Filled before the handler
+ * runs and armed last; the handler only reads it.  This is the one
+ * piece of process-wide state in the worker, because a signal handler
+ * can reach nothing else.
+ */
+static struct {
+	volatile sig_atomic_t	 armed;
+	int			 fd;
+	uint16_t		 id;		/* request id bytes were made for */
+	size_t			 len;		/* 0: not made yet */
+	uint8_t			 bytes[512];
+} timeout_reply;
 
 static int64_t
 now_ms(void)
@@ -147,6 +176,115 @@ conn_flush(struct conn *c)
 	return 0;
 }
 
+/* SIGUSR2: write the prepared 504, if any, and exit at once.  Only
+ * async-signal-safe calls. */
+static void
+worker_timeout_handler(int sig)
+{
+	size_t	 off = 0;
+	ssize_t	 n;
+
+	(void)sig;
+	if (timeout_reply.armed)
+		while (off < timeout_reply.len) {
+			n = write(timeout_reply.fd, timeout_reply.bytes + off,
+			    timeout_reply.len - off);
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+	_exit(EXIT_TIMEOUT);
+}
+
+/* Prepare the 504 for request id on c, unless c already has output
+ * queued (the 504 would land in the middle of it).  The records are
+ * made again only when the id changes (nginx always uses 1). */
+static void
+timeout_arm(struct conn *c, uint16_t id)
+{
+	static const char body[] = "Status: 504 Gateway Timeout\r\n"
+	    "Content-Type: application/json\r\n\r\n"
+	    "{\"detail\":\"timeout\",\"message\":\"the request took too "
+	    "long and was stopped\"}";
+	struct buf	 b;
+
+	timeout_reply.armed = 0;
+	if (c->out.len > 0)
+		return;
+	if (timeout_reply.len == 0 || timeout_reply.id != id) {
+		timeout_reply.len = 0;
+		buf_init(&b);
+		if (fcgi_put_stdout(&b, id, body, sizeof(body) - 1) == 0 &&
+		    fcgi_put_stdout(&b, id, NULL, 0) == 0 &&
+		    fcgi_put_end(&b, id, 0, FCGI_REQUEST_COMPLETE) == 0 &&
+		    !b.failed && b.len <= sizeof(timeout_reply.bytes)) {
+			memcpy(timeout_reply.bytes, b.data, b.len);
+			timeout_reply.len = b.len;
+			timeout_reply.id = id;
+		}
+		buf_free(&b);
+		if (timeout_reply.len == 0)
+			return;
+	}
+	timeout_reply.fd = c->fd;
+	atomic_signal_fence(memory_order_seq_cst);
+	timeout_reply.armed = 1;
+}
+
+static void
+worker_state(struct worker *w, enum sb_state st, const char *method,
+    const char *path)
+{
+	if (w->slot == NULL || (st == w->state && st != SB_WORKING))
+		return;
+	sb_slot_set(w->slot, st, now_ms(), method, path);
+	w->state = st;
+}
+
+/* Say what the worker is busy with: the method and the path without
+ * its query (which is the client's business), truncated. */
+static void
+worker_working(struct worker *w, const struct fcgi_parser *p)
+{
+	const char	*uri = fcgi_param(p, "REQUEST_URI");
+	char		 path[SB_PATH_MAX];
+	size_t		 n;
+
+	if (w->slot == NULL)
+		return;
+	if (uri == NULL)
+		uri = "";
+	n = strcspn(uri, "?");
+	if (n >= sizeof(path))
+		n = sizeof(path) - 1;
+	memcpy(path, uri, n);
+	path[n] = '\0';
+	worker_state(w, SB_WORKING, fcgi_param(p, "REQUEST_METHOD"), path);
+}
+
+/* Add one answer to the pool's counters, and any reconnects the
+ * database connection made meanwhile. */
+static void
+worker_count(struct worker *w, int status, int64_t usec)
+{
+	uint64_t	 conns, rec;
+
+	if (w->slot == NULL)
+		return;
+	sb_count(w->pool, status, usec);
+	atomic_fetch_add_explicit(&w->slot->requests, 1,
+	    memory_order_relaxed);
+	if (w->ctx.db != NULL) {
+		conns = db_connects(w->ctx.db);
+		rec = conns > 1 ? conns - 1 : 0;
+		if (rec > w->reconnects) {
+			atomic_fetch_add_explicit(&w->pool->db_reconnects,
+			    rec - w->reconnects, memory_order_relaxed);
+			w->reconnects = rec;
+		}
+	}
+}
+
 static void
 log_request(const struct worker *w, const struct request *req,
     const struct response *resp, int64_t started)
@@ -163,13 +301,17 @@ conn_handle(struct worker *w, struct conn *c)
 	struct request	 req;
 	struct response	 resp;
 	struct buf	 raw;
+	struct timespec	 t0, t1;
 	int64_t		 started = now_ms();
 	int		 st;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(&req, 0, sizeof(req));
 	response_init(&resp);
 	buf_init(&raw);
 	w->nreq++;
+	timeout_arm(c, c->p.id);
+	worker_working(w, &c->p);
 	if (c->p.params_too_large)
 		response_error(&resp, 431, "too large",
 		    "request headers too large");
@@ -194,6 +336,11 @@ conn_handle(struct worker *w, struct conn *c)
 		c->closing = 1;
 	if (!c->p.keep_conn)
 		c->closing = 1;
+	timeout_reply.armed = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	worker_count(w, resp.status, (int64_t)(t1.tv_sec - t0.tv_sec) *
+	    1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+	worker_state(w, SB_IDLE, NULL, NULL);
 	buf_free(&raw);
 	request_free(&req);
 	response_free(&resp);
@@ -421,6 +568,27 @@ worker_signal(struct worker *w)
 	}
 }
 
+/*
+ * Accept only while no connection has a request on its way in.  A
+ * worker that accepted a second connection and then blocked in the
+ * first one's request would hold the second hostage while other
+ * workers sit idle; left in the listen queue, it goes to the next free
+ * worker (and the master sees the queue and grows the pool).  Kept
+ * connections between requests do not count.
+ */
+static void
+worker_listen(struct worker *w)
+{
+	struct conn	*c;
+	int		 want;
+
+	want = !w->retiring && w->resume_accept == 0;
+	for (c = w->conns; want && c != NULL; c = c->next)
+		if (!c->dead && c->mid_request)
+			want = 0;
+	listen_toggle(w, want);
+}
+
 /* Drop connections past their deadline; return ms to the next one. */
 static int
 worker_expire(struct worker *w)
@@ -441,10 +609,10 @@ worker_expire(struct worker *w)
 		if (c->deadline - now < wait)
 			wait = c->deadline - now;
 	}
-	if (!w->listening && !w->retiring && w->resume_accept > 0) {
+	if (w->resume_accept > 0) {
 		if (w->resume_accept <= now) {
 			w->resume_accept = 0;
-			listen_toggle(w, 1);
+			worker_listen(w);
 		} else if (w->resume_accept - now < wait)
 			wait = w->resume_accept - now;
 	}
@@ -455,15 +623,22 @@ static int
 worker_setup(struct worker *w, int listen_fd)
 {
 	struct epoll_event	 ev;
-	sigset_t		 set;
+	struct sigaction	 sa;
+	sigset_t		 set, usr2;
 
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = worker_timeout_handler;
+	sigfillset(&sa.sa_mask);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	sigprocmask(SIG_UNBLOCK, &usr2, NULL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGQUIT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* The master may die without telling us. */
@@ -482,36 +657,70 @@ worker_setup(struct worker *w, int listen_fd)
 	return 0;
 }
 
+/* Between requests: reading if some connection has begun one, else
+ * idle.  After max_requests, stop taking new ones. */
+static void
+worker_between(struct worker *w, uint64_t max_requests)
+{
+	struct conn	*c;
+	enum sb_state	 st = SB_IDLE;
+
+	for (c = w->conns; c != NULL; c = c->next)
+		if (!c->dead && c->p.id != 0) {
+			st = SB_READING;
+			break;
+		}
+	worker_state(w, st, NULL, NULL);
+	worker_listen(w);
+	if (max_requests > 0 && w->nreq >= max_requests && !w->retiring) {
+		log_debug("served %llu requests (max_requests); exiting",
+		    (unsigned long long)w->nreq);
+		if (w->slot != NULL)
+			atomic_store(&w->slot->exit_reason, SB_EXIT_RECYCLE);
+		worker_retire(w);
+	}
+}
+
 /*
- * Run a worker of service svc on listen_fd until retired.  notify_fd
- * is reserved for the scoreboard (ignored when -1).  Returns the exit
- * status for the process.
+ * Run a worker of service svc on listen_fd until retired.  sb and slot
+ * are the scoreboard and this worker's slot in it (slot -1: none; the
+ * status process reads the scoreboard but has no slot).  Returns the
+ * exit status for the process.
  */
 int
 worker_main(const struct config *cfg, const struct service *svc,
-    int listen_fd, int notify_fd)
+    int listen_fd, struct scoreboard *sb, int slot)
 {
 	struct epoll_event	 evs[MAX_EVENTS];
 	struct worker		 w;
-	int			 i, n, timeout;
+	uint64_t		 max_requests = 0;
+	int			 i, n, timeout, pool;
 
-	(void)notify_fd;
 	memset(&w, 0, sizeof(w));
 	w.cfg = cfg;
 	w.svc = svc;
 	w.lfd = -1;
 	w.ctx.cfg = cfg;
+	w.ctx.sb = sb;
 	w.lim.max_params = cfg->max_params;
 	w.lim.max_body = cfg->max_body;
 	w.lim.max_nparams = 512;
+	if (sb != NULL && slot >= 0) {
+		w.slot = &sb->slot[slot];
+		pool = atomic_load(&w.slot->pool);
+		w.pool = &sb->pool[pool];
+		max_requests = (uint64_t)cfg->pool[pool].max_requests;
+		atomic_store(&w.slot->pid, (int32_t)getpid());
+		w.state = SB_STARTING;
+	}
 	prctl(PR_SET_NAME, svc == &auth_service ? "shortd-auth" :
-	    "shortd-short");
+	    svc == &status_service ? "shortd-status" : "shortd-short");
 	log_setident(svc->name);
 	if (worker_setup(&w, listen_fd) == -1) {
 		log_warn("worker setup");
 		return 1;
 	}
-	if ((w.ctx.db = db_new(cfg)) == NULL) {
+	if (!svc->no_db && (w.ctx.db = db_new(cfg)) == NULL) {
 		log_warnx("out of memory");
 		return 1;
 	}
@@ -522,7 +731,9 @@ worker_main(const struct config *cfg, const struct service *svc,
 	}
 	/* Connect now so the first request does not pay for it; failure
 	 * is not fatal: requests answer 503 until the database is back. */
-	(void)db_ensure(w.ctx.db);
+	if (w.ctx.db != NULL)
+		(void)db_ensure(w.ctx.db);
+	worker_state(&w, SB_IDLE, NULL, NULL);
 
 	while (!w.retiring || w.nconns > 0) {
 		timeout = worker_expire(&w);
@@ -549,6 +760,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 				conn_readable(&w, ptr);
 		}
 		conn_reap(&w);
+		worker_between(&w, max_requests);
 	}
 	for (struct conn *c = w.conns; c != NULL; c = c->next)
 		conn_close(&w, c);

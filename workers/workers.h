@@ -17,6 +17,7 @@
 
 #include "../daemon/daemon.h"
 #include "../proto/proto.h"
+#include "../proto/scoreboard.h"
 
 struct db;
 
@@ -45,6 +46,7 @@ struct response {
 	struct buf	 headers;	/* "Name: value\r\n" lines */
 	struct buf	 body;
 	int		 head_only;	/* HEAD: headers only */
+	const char	*content_type;	/* NULL: application/json */
 };
 
 /* Fill r from a ready parser.  Returns 0, or an HTTP status (400) if
@@ -219,12 +221,16 @@ struct db_url {
 	int64_t	 created_us;
 };
 
+/* 0 if a db_host value ("host[:port],...") parses, else -1 and why. */
+int		 db_hosts_check(const char *, char *err, size_t errlen);
 struct db	*db_new(const struct config *);
 void		 db_free(struct db *);
 /* Connect if not connected (once, no sleep).  DB_OK or DB_UNAVAILABLE. */
 enum db_status	 db_ensure(struct db *);
 /* Check the schema version; 0 ok, -1 with message. */
 int		 db_check_schema(struct db *, char *err, size_t errlen);
+/* Connections made so far (the first one included). */
+uint64_t	 db_connects(const struct db *);
 
 enum db_status	 db_user_create(struct db *, const char *user,
 		    const char *phc, int64_t now);
@@ -258,8 +264,9 @@ void		 db_url_clear(struct db_url *);
 /* What a handler sees: the worker's long-lived state. */
 struct worker_ctx {
 	const struct config	*cfg;
-	struct db		*db;
+	struct db		*db;		/* NULL if the service has no_db */
 	char			 dummy_hash[PASSWORD_HASH_MAX];
+	const struct scoreboard	*sb;		/* read-only view, may be NULL */
 };
 
 typedef void	 (*handler_fn)(struct worker_ctx *, const struct request *,
@@ -270,13 +277,17 @@ struct service {
 	const char	*name;
 	int		 (*init)(struct worker_ctx *);	/* 0 or -1 */
 	handler_fn	 handle;
+	int		 no_db;		/* 1: needs no database connection */
 };
 
 extern const struct service auth_service;		/* auth.c */
 extern const struct service shortener_service;	/* shortener.c */
+extern const struct service status_service;	/* status.c */
 
-/* worker.c: runs in the child; returns only to exit. */
+/* worker.c: runs in the child; returns only to exit.  slot is the
+ * worker's own scoreboard slot, or -1 for a process outside the pools
+ * (the status process), which writes nothing to the scoreboard. */
 int	worker_main(const struct config *, const struct service *,
-	    int listen_fd, int notify_fd);
+	    int listen_fd, struct scoreboard *, int slot);
 
 #endif /* SHORTD_WORKERS_H */

@@ -1,0 +1,687 @@
+// test_ui.mjs — drive www/ in Debian's headless Chromium (playwright-core,
+// no browser download) against a running stack.
+//
+//   node regress/ui/test_ui.mjs --url http://127.0.0.1:PORT --out DIR
+//
+// Each case prints "ok ui:NAME" or "FAIL ui:NAME" (with the reason
+// indented above it); the last line is "N passed, N failed" and the
+// exit status is 1 if any case failed.  Screenshots of the main screens
+// go to DIR/NN-name.png, and of a failing case to DIR/fail-NAME.png.
+//
+// The cases run in order in one browser tab, as one person would use
+// the page: later cases rely on the account and links of earlier ones.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i,
+    all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] :
+    acc), []));
+const BASE = (args.url || "http://127.0.0.1:5003").replace(/\/+$/, "");
+const OUT = args.out || "regress/out/ui";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const STEP_MS = Number(process.env.UI_STEP_MS || 15000);
+const ORIGIN = new URL(BASE).origin;
+
+fs.mkdirSync(OUT, { recursive: true });
+
+// ------------------------------------------------------------ harness
+
+let passed = 0;
+const failed = [];
+
+function indent(text) {
+	return String(text).replace(/\n+$/, "").split("\n").map((l) =>
+	    "    " + l).join("\n");
+}
+
+async function step(name, fn) {
+	try {
+		await fn();
+		passed++;
+		console.log("ok ui:" + name);
+	} catch (e) {
+		failed.push(name);
+		console.log(indent(e && e.stack ? e.stack : e));
+		await shot("fail-" + name).catch(() => {});
+		console.log("FAIL ui:" + name);
+	}
+}
+
+/* Poll fn until it returns a truthy value -> that value. */
+async function until(fn, what, ms = STEP_MS) {
+	const end = Date.now() + ms;
+	let last;
+	for (;;) {
+		try {
+			const v = await fn();
+			if (v)
+				return v;
+			last = v;
+		} catch (e) {
+			last = e;
+		}
+		if (Date.now() > end)
+			throw new Error("timed out waiting for " + what +
+			    " (last: " + (last instanceof Error ? last.message :
+			    JSON.stringify(last)) + ")");
+		await new Promise((r) => setTimeout(r, 50));
+	}
+}
+
+async function textOf(locator) {
+	return ((await locator.textContent()) || "").trim();
+}
+
+/* The locator's text matches re, visibly -> the text. */
+async function seeText(locator, re, what) {
+	return until(async () => {
+		if (!(await locator.isVisible()))
+			return false;
+		const t = await textOf(locator);
+		return re.test(t) ? t : false;
+	}, what + " matching " + re);
+}
+
+// ------------------------------------------------------------ browser
+
+const browser = await chromium.launch({
+	executablePath: CHROMIUM,
+	headless: true,
+	// Without the background-networking flags Chromium keeps trying
+	// Google's hosts, which this machine's closed network refuses.
+	args: ["--no-sandbox", "--disable-gpu", "--disable-quic",
+	    "--no-first-run", "--disable-background-networking",
+	    "--disable-component-update", "--disable-sync",
+	    "--disable-dev-shm-usage"],
+});
+const context = await browser.newContext({
+	viewport: { width: 1000, height: 760 },
+	deviceScaleFactor: 1,
+	locale: "en-GB",
+	timezoneId: "UTC",
+	colorScheme: "light",
+	reducedMotion: "reduce",
+});
+await context.grantPermissions(["clipboard-read", "clipboard-write"],
+    { origin: ORIGIN });
+const page = await context.newPage();
+page.setDefaultTimeout(STEP_MS);
+
+const offOrigin = [];
+const consoleProblems = [];
+const pageErrors = [];
+page.on("request", (r) => {
+	const u = r.url();
+	if (!u.startsWith(ORIGIN + "/") && !u.startsWith("data:") &&
+	    !u.startsWith("blob:"))
+		offOrigin.push(u);
+});
+page.on("console", (m) => {
+	const t = m.text();
+	// A 4xx the page asked for (and then showed) is logged by Chromium;
+	// that is the page working, not a problem.
+	if (/Failed to load resource: the server responded with a status of/.
+	    test(t))
+		return;
+	if (m.type() === "error" || /Content Security Policy/i.test(t))
+		consoleProblems.push(m.type() + ": " + t);
+});
+page.on("pageerror", (e) => pageErrors.push(String(e && e.stack || e)));
+
+async function shot(name, opts) {
+	await page.screenshot(Object.assign({ path: path.join(OUT, name +
+	    ".png"), fullPage: true, animations: "disabled", caret: "hide" },
+	    opts || {}));
+}
+
+// The API, straight from node, to check what the page claims.
+async function apiCall(method, p, body, token) {
+	const headers = {};
+	if (token)
+		headers.Authorization = token;
+	const res = await fetch(BASE + p, { method, headers,
+	    body: body === undefined ? undefined : JSON.stringify(body),
+	    redirect: "manual" });
+	const text = await res.text();
+	let data = null;
+	try {
+		data = text ? JSON.parse(text) : null;
+	} catch (e) {
+		data = null;
+	}
+	return { status: res.status, headers: res.headers, data };
+}
+
+async function pageToken() {
+	const raw = await page.evaluate(() =>
+	    sessionStorage.getItem("shortd.session"));
+	return raw ? JSON.parse(raw).token : null;
+}
+
+const $ = (sel) => page.locator(sel);
+const login = $("#login-form");
+const signup = $("#signup-form");
+const shorten = $("#shorten-form");
+const rows = $("#links-list > li");
+
+const suffix = Math.random().toString(16).slice(2, 6);
+const user = "ada-" + suffix;
+const pw = "correct horse " + suffix;
+const pw2 = "battery staple " + suffix;
+const created = [];	// { id, url } in creation order
+
+async function logInWith(u, p) {
+	await login.getByLabel("Username").fill(u);
+	await login.getByLabel("Password").fill(p);
+	await login.getByRole("button", { name: "Log in" }).click();
+}
+
+async function loggedIn() {
+	await until(async () => (await $("#app-view").isVisible()) &&
+	    (await textOf($("#who-name"))) === user, "the links view");
+	await until(async () => !(await $("#links-loading").isVisible()),
+	    "the list to load");
+}
+
+async function logOut() {
+	await page.getByRole("button", { name: "Log out" }).click();
+	await until(() => login.isVisible(), "the log-in form");
+}
+
+// ------------------------------------------------------------ cases
+
+await step("browser-root-redirects-to-ui", async () => {
+	const res = await page.goto(BASE + "/");
+	assert.equal(page.url(), BASE + "/ui/");
+	assert.equal(res.status(), 200);
+	const h = res.headers();
+	assert.match(h["content-security-policy"] || "",
+	    /default-src 'self'/);
+	assert.match(h["content-type"] || "", /^text\/html/);
+	await until(() => login.isVisible(), "the log-in form");
+	assert.equal(await page.title(), "shortd — log in");
+	await shot("01-login");
+});
+
+await step("signup-repeat-mismatch", async () => {
+	await signup.getByLabel("Username").fill(user);
+	await signup.getByLabel("Password", { exact: true }).fill(pw);
+	await signup.getByLabel("Repeat the password").fill(pw + "x");
+	await signup.getByRole("button", { name: "Create account" }).click();
+	await seeText($("#signup-password2-error"), /passwords differ/,
+	    "the repeat-password error");
+	assert.equal(await signup.getByLabel("Repeat the password").
+	    getAttribute("aria-invalid"), "true");
+	assert.equal(await $("#app-view").isVisible(), false);
+});
+
+await step("signup", async () => {
+	await signup.getByLabel("Repeat the password").fill(pw);
+	await signup.getByRole("button", { name: "Create account" }).click();
+	await loggedIn();
+	await seeText($("#status"), /Account ada-\w+ created/, "the status");
+	await seeText($("#links-empty"), /No links yet/, "the empty list");
+	const st = await page.evaluate(() => ({
+		session: sessionStorage.getItem("shortd.session"),
+		local: localStorage.length, cookie: document.cookie }));
+	assert.ok(JSON.parse(st.session).token.split(".").length === 3,
+	    "a JWT in sessionStorage");
+	assert.equal(st.local, 0, "nothing in localStorage");
+	assert.equal(st.cookie, "", "no cookie");
+	assert.deepEqual(await context.cookies(), [], "no cookie at all");
+	// The focus went to the URL field, ready to type.
+	assert.equal(await page.evaluate(() => document.activeElement.id),
+	    "shorten-url");
+	await shot("02-no-links-yet");
+});
+
+await step("signup-duplicate-username", async () => {
+	await logOut();
+	await seeText($("#status"), /logged out/, "the status");
+	assert.equal(await page.evaluate(() =>
+	    sessionStorage.getItem("shortd.session")), null);
+	await signup.getByLabel("Username").fill(user);
+	await signup.getByLabel("Password", { exact: true }).fill("x");
+	await signup.getByLabel("Repeat the password").fill("x");
+	await signup.getByRole("button", { name: "Create account" }).click();
+	await seeText($("#signup-username-error"), /already taken/i,
+	    "the duplicate-username error");
+	assert.equal(await signup.getByLabel("Username").getAttribute(
+	    "aria-invalid"), "true");
+});
+
+await step("login-wrong-password", async () => {
+	await logInWith(user, pw + "-wrong");
+	const t = await seeText($("#login-password-error"),
+	    /wrong username or password/i, "the wrong-password error");
+	assert.equal(t, "Wrong username or password.");
+	assert.equal(await login.getByLabel("Password").getAttribute(
+	    "aria-invalid"), "true");
+	// The error is tied to the field for screen readers.
+	assert.match(await login.getByLabel("Password").getAttribute(
+	    "aria-describedby"), /login-password-error/);
+	assert.equal(await $("#app-view").isVisible(), false);
+	await shot("03-wrong-password");
+});
+
+await step("login", async () => {
+	await logInWith(user, pw);
+	await loggedIn();
+	assert.equal(await $("#login-password-error").isVisible(), false);
+});
+
+await step("shorten-invalid-url", async () => {
+	const url = shorten.getByLabel("Long URL");
+	await url.fill("ftp://example.org/file.txt");
+	await shorten.getByRole("button", { name: "Shorten" }).click();
+	await seeText($("#shorten-url-error"), /must start with http/i,
+	    "the invalid-URL error");
+	assert.equal(await url.getAttribute("aria-invalid"), "true");
+	await shot("04-invalid-url");
+	await url.fill("https://exa mple.org/");
+	await shorten.getByRole("button", { name: "Shorten" }).click();
+	await seeText($("#shorten-url-error"), /URL/, "the second error");
+	await url.fill("");
+	await shorten.getByRole("button", { name: "Shorten" }).click();
+	await seeText($("#shorten-url-error"), /Enter the URL/,
+	    "the empty-URL error");
+	assert.equal(await rows.count(), 0, "nothing was created");
+});
+
+await step("shorten", async () => {
+	const target = "https://example.org/docs/getting-started?from=shortd";
+	await shorten.getByLabel("Long URL").fill(target);
+	await shorten.getByRole("button", { name: "Shorten" }).click();
+	await until(() => $("#shorten-result").isVisible(), "the result");
+	assert.equal(await $("#shorten-url-error").isVisible(), false);
+	const link = await textOf($("#result-link"));
+	const m = link.match(/^(https?:\/\/[^/]+)\/([A-Za-z0-9_-]+)$/);
+	assert.ok(m, "a short link: " + link);
+	assert.equal(m[1], ORIGIN);
+	assert.equal(await textOf($("#result-target")), target);
+	created.push({ id: m[2], url: target });
+	// The redirect really leads there.
+	const r = await apiCall("GET", "/" + m[2]);
+	assert.equal(r.status, 301);
+	assert.equal(r.headers.get("location"), target);
+	// And the list shows it.
+	await until(async () => (await rows.count()) === 1, "one row");
+	assert.equal(await textOf(rows.first().locator("a.short")), link);
+	assert.equal(await textOf(rows.first().locator("a.target-url")),
+	    target);
+});
+
+await step("copy-short-link", async () => {
+	const link = await textOf($("#result-link"));
+	const button = $("#result-copy");
+	assert.equal(await page.evaluate(() => document.activeElement.id),
+	    "result-copy", "the copy button has the focus after shortening");
+	await page.evaluate(() => navigator.clipboard.writeText("-"));
+	await button.click();
+	await seeText(button, /Copied/, "the copied state");
+	assert.equal(await button.getAttribute("data-state"), "copied");
+	const clip = await page.evaluate(() =>
+	    navigator.clipboard.readText());
+	assert.equal(clip, link);
+	await seeText($("#status"), /Copied .* to the clipboard/,
+	    "the announcement");
+	await shot("05-shortened-and-copied");
+});
+
+await step("list-paging", async () => {
+	const token = await pageToken();
+	for (let i = 1; i <= 11; i++) {
+		const url = "https://example.org/articles/" + (2000 + i) +
+		    "/notes-on-" + ["caching", "fastcgi", "argon2", "jwt",
+		    "mariadb", "nginx", "epoll", "prefork", "utf-8",
+		    "base62", "paging"][i - 1];
+		const r = await apiCall("POST", "/", { value: url }, token);
+		assert.equal(r.status, 201);
+		created.push({ id: r.data.id, url });
+	}
+	await page.reload();
+	await loggedIn();
+	// Newest first, ten to a page.
+	const want = created.slice().reverse();
+	await until(async () => (await rows.count()) === 10, "10 rows");
+	for (let i = 0; i < 10; i++)
+		assert.equal(await textOf(rows.nth(i).locator(
+		    "a.target-url")), want[i].url, "row " + i);
+	assert.match(await textOf($("#page-info")), /Page 1: links 1–10/);
+	assert.equal(await $("#page-prev").isDisabled(), true);
+	await shot("06-links");
+	await $("#page-next").click();
+	await until(async () => (await rows.count()) === 2, "2 rows");
+	assert.equal(await textOf(rows.nth(0).locator("a.target-url")),
+	    want[10].url);
+	assert.equal(await textOf(rows.nth(1).locator("a.target-url")),
+	    want[11].url);
+	assert.match(await textOf($("#page-info")), /Page 2: links 11–12/);
+	assert.equal(await $("#page-next").isDisabled(), true);
+	assert.equal(await page.evaluate(() => document.activeElement.id),
+	    "links-title", "the focus moves to the list heading");
+	await $("#page-prev").click();
+	await until(async () => (await rows.count()) === 10, "10 rows again");
+	assert.equal(await textOf(rows.nth(0).locator("a.target-url")),
+	    want[0].url);
+	await $("#page-size").selectOption("25");
+	await until(async () => (await rows.count()) === 12, "12 rows");
+	assert.equal(await $("#page-next").isDisabled(), true);
+	await $("#page-size").selectOption("10");
+	await until(async () => (await rows.count()) === 10, "10 rows, last");
+});
+
+await step("copy-from-list", async () => {
+	const row = rows.nth(2);
+	const link = await textOf(row.locator("a.short"));
+	await row.getByRole("button", { name: "Copy " + link }).click();
+	await seeText(row.locator("button.copy"), /Copied/, "copied");
+	assert.equal(await page.evaluate(() =>
+	    navigator.clipboard.readText()), link);
+});
+
+await step("edit-inline", async () => {
+	const row = rows.nth(1);
+	const link = await textOf(row.locator("a.short"));
+	const id = link.split("/").pop();
+	await row.getByRole("button", { name: "Edit " + link }).click();
+	const input = row.getByLabel("New target URL for " + link);
+	await until(() => input.isVisible(), "the edit field");
+	assert.equal(await input.inputValue(),
+	    await textOf(row.locator("a.target-url")));
+	assert.equal(await input.evaluate((e) => e === document.activeElement),
+	    true, "the edit field has the focus");
+	// A bad URL: the server's words next to the field.
+	await input.fill("javascript:alert(1)");
+	await row.getByRole("button", { name: "Save" }).click();
+	await seeText(row.locator(".edit-error"), /must start with http/i,
+	    "the edit error");
+	assert.equal(await input.getAttribute("aria-invalid"), "true");
+	await shot("07-edit-error", { fullPage: false });
+	// Escape cancels, nothing changed.
+	await input.press("Escape");
+	await until(async () => !(await input.isVisible()), "edit closed");
+	let r = await apiCall("GET", "/" + id);
+	const before = created.find((c) => c.id === id).url;
+	assert.equal(r.headers.get("location"), before);
+	// A good one.
+	await row.getByRole("button", { name: "Edit " + link }).click();
+	const next = "https://example.org/moved/" + suffix + "#here";
+	await input.fill(next);
+	await input.press("Enter");
+	await until(async () => (await textOf(row.locator("a.target-url"))) ===
+	    next && !(await input.isVisible()), "the new target in the row");
+	await seeText($("#status"), /now leads to/, "the announcement");
+	r = await apiCall("GET", "/" + id);
+	assert.equal(r.status, 301);
+	assert.equal(r.headers.get("location"), next);
+	created.find((c) => c.id === id).url = next;
+	await page.reload();
+	await loggedIn();
+	await until(async () => (await textOf(rows.nth(1).locator(
+	    "a.target-url"))) === next, "the edit to survive a reload");
+});
+
+await step("delete-with-confirmation", async () => {
+	const row = rows.nth(0);
+	const link = await textOf(row.locator("a.short"));
+	const id = link.split("/").pop();
+	const dialog = $("#delete-dialog");
+	await row.getByRole("button", { name: "Delete " + link }).click();
+	await until(() => dialog.isVisible(), "the confirmation");
+	assert.equal(await textOf($("#delete-short")), link);
+	assert.equal(await page.evaluate(() =>
+	    document.activeElement.textContent), "Cancel",
+	    "Cancel has the focus");
+	await shot("08-delete-confirm", { fullPage: false });
+	// Cancel keeps it.
+	await dialog.getByRole("button", { name: "Cancel" }).click();
+	await until(async () => !(await dialog.isVisible()), "closed");
+	assert.equal((await apiCall("GET", "/" + id)).status, 301);
+	assert.equal(await textOf(rows.nth(0).locator("a.short")), link);
+	// Escape keeps it too.
+	await row.getByRole("button", { name: "Delete " + link }).click();
+	await until(() => dialog.isVisible(), "the confirmation again");
+	await page.keyboard.press("Escape");
+	await until(async () => !(await dialog.isVisible()), "closed by Esc");
+	assert.equal((await apiCall("GET", "/" + id)).status, 301);
+	// Confirmed: gone, from the page and from the server.
+	await row.getByRole("button", { name: "Delete " + link }).click();
+	await until(() => dialog.isVisible(), "the confirmation, third");
+	await dialog.getByRole("button", { name: "Delete" }).click();
+	await until(async () => !(await dialog.isVisible()), "closed, deleted");
+	await seeText($("#status"), /was deleted/, "the announcement");
+	await until(async () => (await textOf(rows.nth(0).locator(
+	    "a.short"))) !== link, "the row to go");
+	assert.equal((await apiCall("GET", "/" + id)).status, 404);
+	created.splice(created.findIndex((c) => c.id === id), 1);
+	// The page refilled: still ten (eleven links left).
+	await until(async () => (await rows.count()) === 10, "10 rows");
+});
+
+await step("keyboard-only", async () => {
+	// From the top of the page, Tab to the URL field, type, Enter.
+	await page.reload();
+	await loggedIn();
+	let n = 0;
+	while (n++ < 12 && (await page.evaluate(() =>
+	    document.activeElement.id)) !== "shorten-url")
+		await page.keyboard.press("Tab");
+	assert.equal(await page.evaluate(() => document.activeElement.id),
+	    "shorten-url", "Tab reaches the URL field");
+	const target = "https://example.org/keyboard/" + suffix;
+	await page.keyboard.type(target);
+	await page.keyboard.press("Enter");
+	await until(async () => (await textOf($("#result-target"))) ===
+	    target, "the keyboard-made link");
+	const link = await textOf($("#result-link"));
+	created.push({ id: link.split("/").pop(), url: target });
+	// The focus sits on Copy: Enter copies.
+	await page.keyboard.press("Enter");
+	await seeText($("#result-copy"), /Copied/, "copied by keyboard");
+	assert.equal(await page.evaluate(() =>
+	    navigator.clipboard.readText()), link);
+	// Tab on to the first row's delete button, open, Escape, back.
+	const del = rows.nth(0).locator(".delete-open");
+	await until(async () => (await textOf(rows.nth(0).locator(
+	    "a.target-url"))) === target, "the new row");
+	n = 0;
+	while (n++ < 30 && !(await del.evaluate((e) =>
+	    e === document.activeElement)))
+		await page.keyboard.press("Tab");
+	assert.ok(await del.evaluate((e) => e === document.activeElement),
+	    "Tab reaches a row's Delete");
+	// The focus is visible (an outline is drawn).
+	const outline = await del.evaluate((e) =>
+	    getComputedStyle(e).outlineStyle);
+	assert.notEqual(outline, "none", "a visible focus ring");
+	await page.keyboard.press("Enter");
+	await until(() => $("#delete-dialog").isVisible(), "the dialog");
+	await page.keyboard.press("Escape");
+	await until(async () => !(await $("#delete-dialog").isVisible()),
+	    "the dialog closed");
+	assert.ok(await del.evaluate((e) => e === document.activeElement),
+	    "the focus returns to Delete");
+});
+
+await step("link-features-shown-only-where-supported", async () => {
+	const token = await pageToken();
+	const first = created[created.length - 1];
+	// What the server says about its own features.
+	const stats = await apiCall("GET", "/" + first.id + "/stats",
+	    undefined, token);
+	const qr = await apiCall("GET", "/" + first.id + "/qr");
+	const alias = "ali" + suffix;
+	const probe = await apiCall("POST", "/", { value:
+	    "https://example.org/alias-probe", id: alias + "p" }, token);
+	assert.equal(probe.status, 201);
+	await apiCall("DELETE", "/" + probe.data.id, undefined, token);
+	const hasAlias = probe.data.id === alias + "p";
+	const row = rows.nth(0);
+	await page.reload();
+	await loggedIn();
+	if (stats.status === 200) {
+		await seeText(row.locator(".meta"), /visit/, "visit counts");
+	} else {
+		assert.equal(stats.status, 404);
+		// Give the page's own probe time to answer, then: nothing.
+		await page.waitForTimeout(500);
+		assert.equal(await $(".link .meta:visible").count(), 0);
+		assert.equal(await $("#expiry-fields").isVisible(), false);
+	}
+	const qrOk = qr.status === 200 &&
+	    /^image\//.test(qr.headers.get("content-type") || "");
+	if (qrOk) {
+		const b = row.locator(".qr-open");
+		await until(() => b.isVisible(), "the QR button");
+		await b.click();
+		const img = row.locator("img.qr");
+		await until(async () => (await img.isVisible()) &&
+		    (await img.evaluate((e) => e.complete &&
+		    e.naturalWidth > 0)), "the QR image");
+	} else {
+		assert.equal(await $(".qr-open:visible").count(), 0);
+	}
+	// The alias field: used if the server keeps aliases, else an
+	// honest message next to it.
+	await $("#shorten-options summary").click();
+	const aliasInput = shorten.getByLabel(/Custom alias/);
+	await aliasInput.fill(alias);
+	const target = "https://example.org/with-alias/" + suffix;
+	await shorten.getByLabel("Long URL").fill(target);
+	await shorten.getByRole("button", { name: "Shorten" }).click();
+	await until(async () => (await textOf($("#result-target"))) ===
+	    target, "the result");
+	const link = await textOf($("#result-link"));
+	created.push({ id: link.split("/").pop(), url: target });
+	if (hasAlias) {
+		assert.equal(link, ORIGIN + "/" + alias);
+		assert.equal(await $("#shorten-alias-error").isVisible(), false);
+	} else {
+		await seeText($("#shorten-alias-error"),
+		    /does not support custom aliases/, "the alias message");
+		assert.equal(await aliasInput.isDisabled(), true);
+	}
+	await shot("09-more-options");
+	await $("#shorten-options summary").click();
+});
+
+await step("change-password", async () => {
+	const dialog = $("#password-dialog");
+	await page.getByRole("button", { name: "Change password" }).click();
+	await until(() => dialog.isVisible(), "the dialog");
+	assert.equal(await page.evaluate(() => document.activeElement.id),
+	    "password-current");
+	await dialog.getByLabel("Current password").fill(pw + "-wrong");
+	await dialog.getByLabel("New password", { exact: true }).fill(pw2);
+	await dialog.getByLabel("Repeat the new password").fill(pw2);
+	await dialog.getByRole("button", { name: "Change password" }).click();
+	await seeText($("#password-current-error"),
+	    /wrong username or password/i, "the wrong-password error");
+	await shot("10-change-password-error", { fullPage: false });
+	await dialog.getByLabel("Current password").fill(pw);
+	await dialog.getByLabel("Repeat the new password").fill(pw2 + "x");
+	await dialog.getByRole("button", { name: "Change password" }).click();
+	await seeText($("#password-new2-error"), /differ/, "the mismatch");
+	await dialog.getByLabel("Repeat the new password").fill(pw2);
+	await dialog.getByRole("button", { name: "Change password" }).click();
+	await until(async () => !(await dialog.isVisible()), "closed");
+	await seeText($("#status"), /password was changed/, "the status");
+	let r = await apiCall("POST", "/users/login", { username: user,
+	    password: pw });
+	assert.equal(r.status, 403, "the old password is refused");
+	r = await apiCall("POST", "/users/login", { username: user,
+	    password: pw2 });
+	assert.equal(r.status, 200, "the new password works");
+});
+
+await step("logout-and-login-with-new-password", async () => {
+	await logOut();
+	assert.equal(await page.evaluate(() =>
+	    sessionStorage.getItem("shortd.session")), null);
+	assert.equal(await rows.count(), 0, "no links left on the page");
+	await logInWith(user, pw);
+	await seeText($("#login-password-error"), /wrong username/i,
+	    "the old password refused");
+	await logInWith(user, pw2);
+	await loggedIn();
+	await until(async () => (await rows.count()) === 10, "the links");
+});
+
+await step("expired-session", async () => {
+	// A token the server no longer takes (here: tampered) ends the
+	// session with words, not a blank page.
+	await page.evaluate(() => {
+		const s = JSON.parse(sessionStorage.getItem("shortd.session"));
+		s.token = s.token.slice(0, -4) + "AAAA";
+		sessionStorage.setItem("shortd.session", JSON.stringify(s));
+	});
+	await page.reload();
+	await seeText($("#login-error"), /session has ended/,
+	    "the session-ended message");
+	assert.equal(await login.getByLabel("Username").inputValue(), user);
+	assert.equal(await page.evaluate(() =>
+	    sessionStorage.getItem("shortd.session")), null);
+	await logInWith(user, pw2);
+	await loggedIn();
+});
+
+await step("phone-width", async () => {
+	await page.setViewportSize({ width: 360, height: 740 });
+	await page.reload();
+	await loggedIn();
+	await until(async () => (await rows.count()) === 10, "the links");
+	const fits = () => page.evaluate(() =>
+	    document.documentElement.scrollWidth <= window.innerWidth);
+	assert.ok(await fits(), "no sideways scrolling (links)");
+	// Every control is large enough to hit with a thumb.
+	const small = await page.evaluate(() => Array.from(
+	    document.querySelectorAll("button, input, select")).filter(
+	    (e) => e.offsetParent !== null &&
+	    e.getBoundingClientRect().height < 32).map((e) => e.outerHTML));
+	assert.deepEqual(small, [], "controls at least 32 px high");
+	await shot("11-phone-links");
+	await shot("11-phone-links-top", { fullPage: false });
+	await logOut();
+	assert.ok(await fits(), "no sideways scrolling (log in)");
+	await shot("12-phone-login", { fullPage: false });
+	await page.setViewportSize({ width: 1000, height: 760 });
+});
+
+await step("dark-scheme", async () => {
+	await logInWith(user, pw2);
+	await loggedIn();
+	await page.emulateMedia({ colorScheme: "dark" });
+	const bg = await page.evaluate(() =>
+	    getComputedStyle(document.body).backgroundColor);
+	const [r, g, b] = bg.match(/\d+/g).map(Number);
+	assert.ok(r + g + b < 120, "a dark background: " + bg);
+	await shot("13-dark", { fullPage: false });
+	await page.emulateMedia({ colorScheme: "light" });
+});
+
+await step("same-origin-only-no-errors", async () => {
+	assert.deepEqual(offOrigin, [], "requests to other origins");
+	assert.deepEqual(consoleProblems, [], "console errors or CSP reports");
+	assert.deepEqual(pageErrors, [], "uncaught errors");
+	// The page's own files carry the CSP and are revalidated.
+	for (const f of ["", "app.js", "app.css", "icon.svg"]) {
+		const r = await fetch(BASE + "/ui/" + f);
+		assert.equal(r.status, 200, f);
+		assert.match(r.headers.get("content-security-policy") || "",
+		    /^default-src 'self';/, f);
+		assert.equal(r.headers.get("cache-control"), "no-cache", f);
+		const etag = r.headers.get("etag");
+		assert.ok(etag, "an ETag on " + f);
+		const again = await fetch(BASE + "/ui/" + f,
+		    { headers: { "If-None-Match": etag } });
+		assert.equal(again.status, 304, f);
+	}
+});
+
+await browser.close();
+console.log(passed + " passed, " + failed.length + " failed");
+process.exit(failed.length === 0 ? 0 : 1);

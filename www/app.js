@@ -1,0 +1,1053 @@
+/*
+ * shortd's web page: the JSON API of the same origin, nothing else.
+ *
+ * The token lives in sessionStorage (gone when the tab closes) and goes
+ * out only as an Authorization header; no cookie is ever set.  Every
+ * answer that is not a success is shown in words next to the field it
+ * concerns, or at the top of the form when it concerns none.  Text from
+ * the server or the user goes into the page through textContent only.
+ *
+ * Link features that not every server has (custom aliases, expiry,
+ * visit counts, QR codes) are shown only once the server has shown it
+ * has them: GET /:id/stats answering 200, GET /:id/qr answering an
+ * image, a create answer carrying the alias that was asked for.
+ */
+"use strict";
+
+(function () {
+	const KEY = "shortd.session";
+	const PAGE_KEY = "shortd.limit";
+	const COPIED_MS = 2500;
+	const STATUS_MS = 10000;
+
+	/* What the server has shown it supports: null until known. */
+	const features = { alias: null, stats: null, expiry: null, qr: null };
+
+	const session = { token: null, username: null, expires: 0 };
+	let expiryTimer = null;
+
+	/* The list: cursors[i] is the ?after= of page i (null: the first). */
+	const list = { cursors: [null], index: 0, next: null, limit: 10,
+	    loading: 0 };
+
+	const $ = (id) => document.getElementById(id);
+
+	/* ------------------------------------------------------------ */
+	/* talking to the API                                           */
+	/* ------------------------------------------------------------ */
+
+	function sentence(s) {
+		s = String(s || "").trim();
+		if (s === "")
+			return s;
+		s = s.charAt(0).toUpperCase() + s.slice(1);
+		return /[.!?]$/.test(s) ? s : s + ".";
+	}
+
+	/* The words a person sees for a failed answer. */
+	function describe(status, data, headers) {
+		const msg = data && typeof data.message === "string" ?
+		    data.message : "";
+		if (status === 0)
+			return "The server could not be reached. Check the " +
+			    "connection and try again.";
+		if (status === 503) {
+			const after = headers && headers.get("Retry-After");
+			return "The service is unavailable right now" +
+			    (after ? "; try again in " + after + " s." :
+			    "; try again shortly.");
+		}
+		if (status === 504)
+			return "The server took too long to answer; try again.";
+		if (status === 413)
+			return "That is too long for the server (" +
+			    (msg || "request too large") + ").";
+		if (msg !== "")
+			return sentence(msg);
+		if (data && typeof data.detail === "string")
+			return sentence(data.detail) + " (HTTP " + status + ")";
+		return "The server answered HTTP " + status + ".";
+	}
+
+	/*
+	 * One API call -> { ok, status, data, detail, message }.  Never
+	 * throws: a network failure is status 0 with its own message.
+	 */
+	async function api(method, path, body, opts) {
+		const o = opts || {};
+		const headers = { "Accept": "application/json" };
+		const init = { method: method, headers: headers,
+		    cache: "no-store", credentials: "omit",
+		    redirect: "manual" };
+		if (body !== undefined) {
+			headers["Content-Type"] = "application/json";
+			init.body = JSON.stringify(body);
+		}
+		if (o.auth !== false && session.token)
+			headers["Authorization"] = "Bearer " + session.token;
+		let res;
+		try {
+			res = await fetch(path, init);
+		} catch (e) {
+			return { ok: false, status: 0, data: null, detail: "",
+			    message: describe(0) };
+		}
+		let data = null;
+		if (res.status !== 204 && method !== "HEAD") {
+			const text = await res.text().catch(() => "");
+			try {
+				data = text ? JSON.parse(text) : null;
+			} catch (e) {
+				data = null;
+			}
+		}
+		const r = { ok: res.ok, status: res.status, data: data,
+		    headers: res.headers,
+		    detail: data && typeof data.detail === "string" ?
+		    data.detail : "", message: "" };
+		if (!res.ok) {
+			r.message = describe(res.status, data, res.headers);
+			if (o.auth !== false && isTokenFailure(r)) {
+				sessionEnded();
+				r.sessionEnded = true;
+			}
+		}
+		return r;
+	}
+
+	/* A 403 about the token itself (not about whose link it is). */
+	function isTokenFailure(r) {
+		if (r.status !== 403 || !session.token)
+			return false;
+		const m = r.data && typeof r.data.message === "string" ?
+		    r.data.message : "";
+		return /token/i.test(m);
+	}
+
+	/* ------------------------------------------------------------ */
+	/* errors next to fields                                        */
+	/* ------------------------------------------------------------ */
+
+	function showFieldError(input, errEl, text) {
+		errEl.textContent = text;
+		errEl.hidden = false;
+		input.setAttribute("aria-invalid", "true");
+	}
+
+	function showFormError(el, text) {
+		el.textContent = text;
+		el.hidden = false;
+	}
+
+	function clearErrors(root) {
+		root.querySelectorAll(".field-error, .form-error").forEach(
+		    (e) => { e.textContent = ""; e.hidden = true; });
+		root.querySelectorAll("[aria-invalid]").forEach(
+		    (e) => e.removeAttribute("aria-invalid"));
+	}
+
+	function fieldError(id, text) {
+		showFieldError($(id), $(id + "-error"), text);
+	}
+
+	let statusTimer = null;
+
+	/* Say what happened, in the live region at the top; it fades
+	 * after a while or when the next form is sent. */
+	function announce(text) {
+		const s = $("status");
+		/* Re-set so a repeated message is announced again. */
+		s.textContent = "";
+		window.clearTimeout(statusTimer);
+		statusTimer = window.setTimeout(() => {
+			s.textContent = text;
+			statusTimer = window.setTimeout(() => {
+				s.textContent = "";
+			}, STATUS_MS);
+		}, 30);
+	}
+
+	function clearStatus() {
+		window.clearTimeout(statusTimer);
+		$("status").textContent = "";
+	}
+
+	function busy(form, on) {
+		form.querySelectorAll("button, input, select").forEach((e) => {
+			if (on) {
+				e.dataset.wasDisabled = e.disabled ? "1" : "";
+				e.disabled = true;
+			} else if (e.dataset.wasDisabled !== undefined) {
+				e.disabled = e.dataset.wasDisabled === "1";
+				delete e.dataset.wasDisabled;
+			}
+		});
+		form.setAttribute("aria-busy", on ? "true" : "false");
+	}
+
+	/* ------------------------------------------------------------ */
+	/* the session                                                  */
+	/* ------------------------------------------------------------ */
+
+	function saveSession(token, username, expiresIn) {
+		session.token = token;
+		session.username = username;
+		session.expires = Date.now() + Math.max(0, expiresIn || 0) * 1000;
+		try {
+			sessionStorage.setItem(KEY, JSON.stringify(session));
+		} catch (e) {
+			/* Storage refused (private mode): this tab only. */
+		}
+		armExpiry();
+	}
+
+	function loadSession() {
+		let s = null;
+		try {
+			s = JSON.parse(sessionStorage.getItem(KEY) || "null");
+		} catch (e) {
+			s = null;
+		}
+		if (!s || typeof s.token !== "string" || s.token === "" ||
+		    typeof s.username !== "string" ||
+		    !(s.expires > Date.now())) {
+			dropSession();
+			return false;
+		}
+		session.token = s.token;
+		session.username = s.username;
+		session.expires = s.expires;
+		armExpiry();
+		return true;
+	}
+
+	function dropSession() {
+		session.token = null;
+		session.username = null;
+		session.expires = 0;
+		if (expiryTimer !== null)
+			window.clearTimeout(expiryTimer);
+		expiryTimer = null;
+		try {
+			sessionStorage.removeItem(KEY);
+		} catch (e) {
+			/* nothing stored */
+		}
+	}
+
+	function armExpiry() {
+		if (expiryTimer !== null)
+			window.clearTimeout(expiryTimer);
+		const left = session.expires - Date.now();
+		/* setTimeout holds 2^31-1 ms at most. */
+		expiryTimer = window.setTimeout(sessionEnded,
+		    Math.min(Math.max(left, 0), 0x7fffffff));
+	}
+
+	function sessionEnded() {
+		if (!session.token)
+			return;
+		const who = session.username;
+		dropSession();
+		closeDialogs();
+		showAuth();
+		$("login-username").value = who || "";
+		showFormError($("login-error"), "Your session has ended. " +
+		    "Log in again to go on.");
+		$("login-password").focus();
+	}
+
+	/* ------------------------------------------------------------ */
+	/* views                                                        */
+	/* ------------------------------------------------------------ */
+
+	function closeDialogs() {
+		document.querySelectorAll("dialog").forEach((d) => {
+			if (d.open)
+				d.close();
+		});
+	}
+
+	function showAuth() {
+		$("app-view").hidden = true;
+		$("account").hidden = true;
+		$("auth-view").hidden = false;
+		$("links-list").replaceChildren();
+		$("shorten-result").hidden = true;
+		$("shorten-form").reset();
+		clearErrors($("app-view"));
+		document.title = "shortd — log in";
+	}
+
+	function showApp() {
+		$("auth-view").hidden = true;
+		$("app-view").hidden = false;
+		$("account").hidden = false;
+		$("who-name").textContent = session.username;
+		clearErrors($("auth-view"));
+		$("login-form").reset();
+		$("signup-form").reset();
+		document.title = "shortd — your links";
+		list.cursors = [null];
+		list.index = 0;
+		applyFeatures();
+		loadPage();
+	}
+
+	/* Show the controls the server has shown it supports. */
+	function applyFeatures() {
+		if (features.alias === false) {
+			$("shorten-alias").disabled = true;
+			$("shorten-alias-hint").textContent = "This server does " +
+			    "not support custom aliases: links get a random id.";
+		}
+		$("expiry-fields").hidden = features.expiry !== true;
+	}
+
+	/* ------------------------------------------------------------ */
+	/* log in, sign up, change password, log out                    */
+	/* ------------------------------------------------------------ */
+
+	async function logIn(username, password) {
+		return api("POST", "/users/login",
+		    { username: username, password: password }, { auth: false });
+	}
+
+	function credentialsError(prefix, r) {
+		/* 400s name the field they are about; 403 is "wrong
+		 * username or password", shown at the password. */
+		const m = r.message;
+		if (r.status === 403)
+			fieldError(prefix + "-password", m);
+		else if (r.status === 409 || /username/i.test(m))
+			fieldError(prefix + "-username", m);
+		else if (/password/i.test(m))
+			fieldError(prefix + "-password", m);
+		else
+			showFormError($(prefix + "-error"), m);
+	}
+
+	async function onLogin(ev) {
+		ev.preventDefault();
+		const form = ev.currentTarget;
+		clearErrors(form);
+		const user = $("login-username").value;
+		const pw = $("login-password").value;
+		let bad = false;
+		if (user === "") {
+			fieldError("login-username", "Enter your username.");
+			bad = true;
+		}
+		if (pw === "") {
+			fieldError("login-password", "Enter your password.");
+			bad = true;
+		}
+		if (bad) {
+			form.querySelector("[aria-invalid]").focus();
+			return;
+		}
+		busy(form, true);
+		const r = await logIn(user, pw);
+		busy(form, false);
+		if (!r.ok || !r.data || typeof r.data.token !== "string") {
+			if (r.ok)
+				r.message = "The server's answer had no token.";
+			credentialsError("login", r);
+			(form.querySelector("[aria-invalid]") ||
+			    $("login-username")).focus();
+			return;
+		}
+		saveSession(r.data.token, user, r.data.expires_in || 3600);
+		showApp();
+		announce("Logged in as " + user + ".");
+		$("shorten-url").focus();
+	}
+
+	async function onSignup(ev) {
+		ev.preventDefault();
+		const form = ev.currentTarget;
+		clearErrors(form);
+		const user = $("signup-username").value;
+		const pw = $("signup-password").value;
+		const pw2 = $("signup-password2").value;
+		if (user === "")
+			fieldError("signup-username", "Choose a username.");
+		if (pw === "")
+			fieldError("signup-password", "Choose a password.");
+		else if (pw !== pw2)
+			fieldError("signup-password2", "The two passwords differ.");
+		if (form.querySelector("[aria-invalid]")) {
+			form.querySelector("[aria-invalid]").focus();
+			return;
+		}
+		busy(form, true);
+		const r = await api("POST", "/users",
+		    { username: user, password: pw }, { auth: false });
+		if (!r.ok) {
+			busy(form, false);
+			credentialsError("signup", r);
+			(form.querySelector("[aria-invalid]") ||
+			    $("signup-username")).focus();
+			return;
+		}
+		const l = await logIn(user, pw);
+		busy(form, false);
+		if (!l.ok || !l.data || typeof l.data.token !== "string") {
+			showFormError($("signup-error"), "Your account was " +
+			    "created, but logging in failed: " +
+			    (l.message || "no token in the answer.") +
+			    " Try logging in.");
+			$("login-username").value = user;
+			return;
+		}
+		saveSession(l.data.token, user, l.data.expires_in || 3600);
+		showApp();
+		announce("Account " + user + " created; you are logged in.");
+		$("shorten-url").focus();
+	}
+
+	function onLogout() {
+		dropSession();
+		closeDialogs();
+		showAuth();
+		announce("You are logged out.");
+		$("auth-title").focus();
+	}
+
+	function openPassword() {
+		const d = $("password-dialog");
+		$("password-form").reset();
+		$("password-username").value = session.username;
+		clearErrors(d);
+		d.showModal();
+		$("password-current").focus();
+	}
+
+	async function onPassword(ev) {
+		ev.preventDefault();
+		const form = ev.currentTarget;
+		clearErrors(form);
+		const cur = $("password-current").value;
+		const pw = $("password-new").value;
+		const pw2 = $("password-new2").value;
+		if (cur === "")
+			fieldError("password-current",
+			    "Enter your current password.");
+		if (pw === "")
+			fieldError("password-new", "Choose a new password.");
+		else if (pw !== pw2)
+			fieldError("password-new2",
+			    "The two new passwords differ.");
+		if (form.querySelector("[aria-invalid]")) {
+			form.querySelector("[aria-invalid]").focus();
+			return;
+		}
+		busy(form, true);
+		const r = await api("PUT", "/users", { username:
+		    session.username, password: cur, new_password: pw },
+		    { auth: false });
+		busy(form, false);
+		if (!r.ok) {
+			if (r.status === 403)
+				fieldError("password-current", r.message);
+			else if (/new/i.test(r.message) ||
+			    /password/i.test(r.message))
+				fieldError("password-new", r.message);
+			else
+				showFormError($("password-error"), r.message);
+			(form.querySelector("[aria-invalid]") ||
+			    $("password-current")).focus();
+			return;
+		}
+		$("password-dialog").close();
+		announce("Your password was changed. Use the new one next " +
+		    "time you log in.");
+		$("password-open").focus();
+	}
+
+	/* ------------------------------------------------------------ */
+	/* copy                                                         */
+	/* ------------------------------------------------------------ */
+
+	async function copyText(text) {
+		if (navigator.clipboard && window.isSecureContext) {
+			try {
+				await navigator.clipboard.writeText(text);
+				return true;
+			} catch (e) {
+				/* denied: try the old way */
+			}
+		}
+		const ta = document.createElement("textarea");
+		ta.value = text;
+		ta.setAttribute("readonly", "");
+		ta.className = "visually-hidden";
+		document.body.appendChild(ta);
+		ta.select();
+		let ok = false;
+		try {
+			ok = document.execCommand("copy");
+		} catch (e) {
+			ok = false;
+		}
+		ta.remove();
+		return ok;
+	}
+
+	async function onCopy(button, text, errEl) {
+		const ok = await copyText(text);
+		if (errEl) {
+			errEl.hidden = true;
+			errEl.textContent = "";
+		}
+		if (!ok) {
+			const msg = "Copying was refused by the browser: select " +
+			    "the link and press Ctrl+C (⌘C).";
+			if (errEl)
+				showFormError(errEl, msg);
+			announce(msg);
+			return;
+		}
+		button.textContent = "Copied ✓";
+		button.dataset.state = "copied";
+		button.dataset.copied = text;
+		announce("Copied " + text + " to the clipboard.");
+		window.clearTimeout(Number(button.dataset.timer || 0));
+		button.dataset.timer = String(window.setTimeout(() => {
+			button.textContent = "Copy";
+			delete button.dataset.state;
+		}, COPIED_MS));
+	}
+
+	/* ------------------------------------------------------------ */
+	/* shorten                                                      */
+	/* ------------------------------------------------------------ */
+
+	function shortUrl(id, data) {
+		if (data && typeof data.short_url === "string" &&
+		    /^https?:\/\//i.test(data.short_url))
+			return data.short_url;
+		return window.location.origin + "/" + encodeURIComponent(id);
+	}
+
+	function safeHref(url) {
+		return /^https?:\/\//i.test(url) ? url : "#";
+	}
+
+	/* Which field of the shorten form a failed create is about. */
+	function shortenError(r, sentAlias) {
+		const m = r.message;
+		if (r.status === 409 && sentAlias)
+			fieldError("shorten-alias", m);
+		else if (r.status === 400 && sentAlias &&
+		    /\b(alias|id)\b/i.test(m) && !/\burl\b/i.test(m))
+			fieldError("shorten-alias", m);
+		else if (r.status === 400 && /expir/i.test(m))
+			fieldError("shorten-expires", m);
+		else if (r.status === 400 && /visit/i.test(m))
+			fieldError("shorten-max", m);
+		else if (r.status === 400 || r.status === 413)
+			fieldError("shorten-url", m);
+		else
+			showFormError($("shorten-error"), m);
+	}
+
+	async function onShorten(ev) {
+		ev.preventDefault();
+		const form = ev.currentTarget;
+		clearErrors(form);
+		$("shorten-alias-hint").hidden = false;
+		const url = $("shorten-url").value.trim();
+		const alias = $("shorten-alias").disabled ? "" :
+		    $("shorten-alias").value.trim();
+		if (url === "") {
+			fieldError("shorten-url", "Enter the URL to shorten.");
+			$("shorten-url").focus();
+			return;
+		}
+		const body = { value: url };
+		if (alias !== "")
+			body.id = alias;
+		if (features.expiry === true) {
+			const exp = $("shorten-expires").value;
+			const max = $("shorten-max").value.trim();
+			if (exp !== "")
+				body.expires_in = Number(exp);
+			if (max !== "") {
+				if (!/^[1-9][0-9]*$/.test(max)) {
+					fieldError("shorten-max", "Enter a " +
+					    "whole number of visits, 1 or more.");
+					$("shorten-max").focus();
+					return;
+				}
+				body.max_visits = Number(max);
+			}
+		}
+		busy(form, true);
+		const r = await api("POST", "/", body);
+		busy(form, false);
+		if (r.sessionEnded)
+			return;
+		if (!r.ok || !r.data || typeof r.data.id !== "string") {
+			if (r.ok)
+				r.message = "The server's answer had no id.";
+			shortenError(r, alias !== "");
+			(form.querySelector("[aria-invalid]") ||
+			    $("shorten-url")).focus();
+			return;
+		}
+		const id = r.data.id;
+		const link = shortUrl(id, r.data);
+		$("result-link").textContent = link;
+		$("result-link").href = link;
+		$("result-target").textContent = url;
+		$("result-copy").textContent = "Copy";
+		delete $("result-copy").dataset.state;
+		$("shorten-result").hidden = false;
+		if (alias !== "") {
+			if (id === alias) {
+				features.alias = true;
+			} else {
+				/* An old server ignores "id": say so, and
+				 * stop offering the field. */
+				features.alias = false;
+				applyFeatures();
+				$("shorten-alias-hint").hidden = true;
+				fieldError("shorten-alias", "This server does " +
+				    "not support custom aliases: it ignored “" +
+				    alias + "” and gave the link the id " +
+				    id + ".");
+			}
+		}
+		$("shorten-url").value = "";
+		$("shorten-expires").value = "";
+		$("shorten-max").value = "";
+		if (features.alias !== false)
+			$("shorten-alias").value = "";
+		announce("Short link " + link + " created.");
+		$("result-copy").focus();
+		list.cursors = [null];
+		list.index = 0;
+		await loadPage();
+	}
+
+	/* ------------------------------------------------------------ */
+	/* the list                                                     */
+	/* ------------------------------------------------------------ */
+
+	async function loadPage(focusHeading) {
+		const n = ++list.loading;
+		const err = $("links-error");
+		err.hidden = true;
+		const after = list.cursors[list.index];
+		let path = "/?limit=" + list.limit;
+		if (after)
+			path += "&after=" + encodeURIComponent(after);
+		$("links-loading").hidden = false;
+		const r = await api("GET", path);
+		if (n !== list.loading)
+			return;		/* a newer load won */
+		$("links-loading").hidden = true;
+		if (r.sessionEnded)
+			return;
+		$("page-size").removeAttribute("aria-invalid");
+		if (!r.ok || !r.data || !Array.isArray(r.data.items)) {
+			showFormError(err, "Your links could not be loaded: " +
+			    (r.ok ? "the answer had no list." : r.message));
+			/* A server with a lower list_max_limit refuses the
+			 * page size: say so at the select. */
+			if (r.status === 400 && /limit/i.test(r.message))
+				$("page-size").setAttribute("aria-invalid",
+				    "true");
+			$("links-list").replaceChildren();
+			list.next = null;
+			updatePager();
+			return;
+		}
+		if (r.data.items.length === 0 && list.index > 0) {
+			/* The last links of this page were deleted. */
+			list.cursors.pop();
+			list.index--;
+			return loadPage(focusHeading);
+		}
+		list.next = typeof r.data.next === "string" ? r.data.next : null;
+		renderItems(r.data.items);
+		updatePager();
+		if (focusHeading)
+			$("links-title").focus();
+		probeFeatures(r.data.items);
+	}
+
+	function updatePager() {
+		const items = $("links-list").children.length;
+		$("links-empty").hidden = !(items === 0 && list.index === 0 &&
+		    $("links-error").hidden);
+		$("page-prev").disabled = list.index === 0;
+		$("page-next").disabled = list.next === null;
+		const first = list.index * list.limit + 1;
+		$("page-info").textContent = items === 0 ? "" :
+		    "Page " + (list.index + 1) + ": links " + first + "–" +
+		    (first + items - 1);
+	}
+
+	function renderItems(items) {
+		const ul = $("links-list");
+		const rows = items.filter((it) => it && typeof it.id ===
+		    "string").map(makeRow);
+		ul.replaceChildren(...rows);
+	}
+
+	let rowSeq = 0;
+
+	function makeRow(item) {
+		const tpl = $("link-template").content.firstElementChild;
+		const li = tpl.cloneNode(true);
+		const id = item.id;
+		const value = typeof item.value === "string" ? item.value : "";
+		const link = shortUrl(id, item);
+		const seq = ++rowSeq;
+		li.dataset.id = id;
+
+		const a = li.querySelector("a.short");
+		a.textContent = link;
+		a.href = link;
+		const t = li.querySelector("a.target-url");
+		t.textContent = value;
+		t.href = safeHref(value);
+
+		const errEl = li.querySelector(".row-error");
+		const copy = li.querySelector("button.copy");
+		copy.setAttribute("aria-label", "Copy " + link);
+		copy.addEventListener("click",
+		    () => onCopy(copy, link, errEl));
+
+		/* Inline edit. */
+		const form = li.querySelector("form.edit");
+		const input = li.querySelector(".edit-url");
+		const label = li.querySelector(".edit-label");
+		const editErr = li.querySelector(".edit-error");
+		input.id = "edit-url-" + seq;
+		editErr.id = "edit-error-" + seq;
+		label.htmlFor = input.id;
+		label.textContent = "New target URL for " + link;
+		input.setAttribute("aria-describedby", editErr.id);
+		const editBtn = li.querySelector(".edit-open");
+		editBtn.setAttribute("aria-label", "Edit " + link);
+		editBtn.addEventListener("click", () => {
+			clearErrors(li);
+			input.value = t.textContent;
+			form.hidden = false;
+			editBtn.hidden = true;
+			input.focus();
+			input.select();
+		});
+		const closeEdit = () => {
+			form.hidden = true;
+			editBtn.hidden = false;
+			clearErrors(form);
+			editBtn.focus();
+		};
+		li.querySelector(".edit-cancel").addEventListener("click",
+		    closeEdit);
+		form.addEventListener("keydown", (e) => {
+			if (e.key === "Escape") {
+				e.preventDefault();
+				closeEdit();
+			}
+		});
+		form.addEventListener("submit", async (e) => {
+			e.preventDefault();
+			clearErrors(li);
+			const url = input.value.trim();
+			if (url === "") {
+				showFieldError(input, editErr,
+				    "Enter the new target URL.");
+				input.focus();
+				return;
+			}
+			busy(form, true);
+			const r = await api("PUT", "/" + encodeURIComponent(id),
+			    { url: url });
+			busy(form, false);
+			if (r.sessionEnded)
+				return;
+			if (!r.ok) {
+				if (r.status === 400 || r.status === 413)
+					showFieldError(input, editErr, r.message);
+				else if (r.status === 404)
+					showFieldError(input, editErr, "This " +
+					    "link no longer exists (" +
+					    r.message + ")");
+				else
+					showFieldError(input, editErr,
+					    r.message);
+				input.focus();
+				return;
+			}
+			const v = r.data && typeof r.data.value === "string" ?
+			    r.data.value : url;
+			t.textContent = v;
+			t.href = safeHref(v);
+			closeEdit();
+			announce(link + " now leads to " + v + ".");
+		});
+
+		/* Delete, after the dialog. */
+		const del = li.querySelector(".delete-open");
+		del.setAttribute("aria-label", "Delete " + link);
+		del.addEventListener("click", () => openDelete(id, link,
+		    t.textContent, del));
+
+		/* QR code, where the server makes them. */
+		const qrBtn = li.querySelector(".qr-open");
+		const img = li.querySelector("img.qr");
+		qrBtn.setAttribute("aria-label", "QR code of " + link);
+		qrBtn.hidden = features.qr !== true;
+		qrBtn.addEventListener("click", () => {
+			const show = img.hidden;
+			if (show && !img.getAttribute("src")) {
+				img.alt = "QR code of " + link;
+				img.src = "/" + encodeURIComponent(id) + "/qr";
+			}
+			img.hidden = !show;
+			qrBtn.setAttribute("aria-expanded", String(show));
+		});
+		img.addEventListener("error", () => {
+			img.hidden = true;
+			qrBtn.setAttribute("aria-expanded", "false");
+			showFormError(errEl, "The QR code could not be loaded.");
+		});
+
+		/* What the list itself says about the link's state. */
+		const meta = describeState(item);
+		if (meta.length > 0 || isExpired(item))
+			setMeta(li, meta, isExpired(item));
+		return li;
+	}
+
+	function when(s) {
+		const d = new Date(s);
+		return isNaN(d.getTime()) ? String(s) : d.toLocaleString();
+	}
+
+	/* Parts of the meta line from a list item or a stats answer. */
+	function describeState(o) {
+		const parts = [];
+		if (typeof o.visits === "number")
+			parts.push(o.visits === 1 ? "1 visit" :
+			    o.visits + " visits");
+		if (typeof o.max_visits === "number")
+			parts.push("stops after " + o.max_visits);
+		if (typeof o.last_visit_at === "string")
+			parts.push("last visit " + when(o.last_visit_at));
+		if (typeof o.created_at === "string")
+			parts.push("created " + when(o.created_at));
+		if (typeof o.expires_at === "string") {
+			const t = new Date(o.expires_at).getTime();
+			parts.push((t <= Date.now() ? "expired " : "expires ") +
+			    when(o.expires_at));
+		}
+		return parts;
+	}
+
+	function setMeta(li, parts, expired) {
+		const p = li.querySelector(".meta");
+		p.replaceChildren();
+		if (expired) {
+			const b = document.createElement("span");
+			b.className = "badge";
+			b.textContent = "expired";
+			p.append(b, " ");
+		}
+		p.append(parts.join(" · "));
+		p.hidden = false;
+	}
+
+	function isExpired(o) {
+		if (o.expired === true || o.state === "expired")
+			return true;
+		if (typeof o.expires_at === "string") {
+			const t = new Date(o.expires_at).getTime();
+			if (!isNaN(t) && t <= Date.now())
+				return true;
+		}
+		return typeof o.max_visits === "number" &&
+		    typeof o.visits === "number" && o.visits >= o.max_visits;
+	}
+
+	/*
+	 * Visit counts and QR codes, where the server has them.  The first
+	 * link of a page asks; a server without the route answers 404 for a
+	 * link that exists, and the question is not asked again.
+	 */
+	async function probeFeatures(items) {
+		const rows = Array.from($("links-list").children);
+		if (rows.length === 0)
+			return;
+		if (features.qr === null) {
+			const id = rows[0].dataset.id;
+			let ok = false;
+			try {
+				const res = await fetch("/" +
+				    encodeURIComponent(id) + "/qr",
+				    { method: "GET", cache: "no-store",
+				    credentials: "omit", redirect: "manual" });
+				ok = res.status === 200 && /^image\//.test(
+				    res.headers.get("Content-Type") || "");
+				if (res.status === 200 || res.status === 404)
+					features.qr = ok;
+			} catch (e) {
+				ok = false;
+			}
+			if (features.qr === true)
+				document.querySelectorAll(".qr-open").forEach(
+				    (b) => { b.hidden = false; });
+		}
+		if (features.stats === false)
+			return;
+		const first = await statsFor(rows[0]);
+		if (first === false || features.stats !== true)
+			return;
+		await Promise.all(rows.slice(1).map(statsFor));
+	}
+
+	async function statsFor(li) {
+		if (!li.isConnected)
+			return null;
+		const id = li.dataset.id;
+		const r = await api("GET", "/" + encodeURIComponent(id) +
+		    "/stats");
+		if (r.status === 404 && features.stats === null) {
+			features.stats = false;
+			return false;
+		}
+		if (!r.ok || !r.data || typeof r.data !== "object")
+			return null;
+		features.stats = true;
+		if ("expires_at" in r.data && features.expiry !== true) {
+			features.expiry = true;
+			applyFeatures();
+		}
+		if (li.isConnected)
+			setMeta(li, describeState(r.data), isExpired(r.data));
+		return true;
+	}
+
+	/* ------------------------------------------------------------ */
+	/* delete                                                       */
+	/* ------------------------------------------------------------ */
+
+	let deleting = null;
+
+	function openDelete(id, link, target, opener) {
+		deleting = { id: id, link: link, opener: opener };
+		const d = $("delete-dialog");
+		clearErrors(d);
+		$("delete-short").textContent = link;
+		$("delete-target").textContent = target;
+		d.showModal();
+		/* The safe choice first. */
+		d.querySelector(".cancel").focus();
+	}
+
+	async function onDelete(ev) {
+		ev.preventDefault();
+		const form = ev.currentTarget;
+		if (!deleting)
+			return;
+		clearErrors(form);
+		busy(form, true);
+		const r = await api("DELETE", "/" +
+		    encodeURIComponent(deleting.id));
+		busy(form, false);
+		if (r.sessionEnded)
+			return;
+		if (!r.ok && r.status !== 404) {
+			showFormError($("delete-error"), "Not deleted: " +
+			    r.message);
+			form.querySelector(".cancel").focus();
+			return;
+		}
+		const link = deleting.link;
+		deleting = null;
+		$("delete-dialog").close();
+		announce(r.ok ? link + " was deleted." : link +
+		    " was already gone.");
+		await loadPage(true);
+	}
+
+	/* ------------------------------------------------------------ */
+	/* wiring                                                       */
+	/* ------------------------------------------------------------ */
+
+	function init() {
+		/* A new request: the last one's news is old. */
+		document.addEventListener("submit", clearStatus, true);
+		$("login-form").addEventListener("submit", onLogin);
+		$("signup-form").addEventListener("submit", onSignup);
+		$("shorten-form").addEventListener("submit", onShorten);
+		$("password-form").addEventListener("submit", onPassword);
+		$("delete-form").addEventListener("submit", onDelete);
+		$("logout").addEventListener("click", onLogout);
+		$("password-open").addEventListener("click", openPassword);
+		$("result-copy").addEventListener("click", () => onCopy(
+		    $("result-copy"), $("result-link").href,
+		    $("shorten-error")));
+		document.querySelectorAll("dialog .cancel").forEach((b) => {
+			b.addEventListener("click",
+			    () => b.closest("dialog").close());
+		});
+		$("delete-dialog").addEventListener("close", () => {
+			if (deleting && deleting.opener.isConnected)
+				deleting.opener.focus();
+			deleting = null;
+		});
+		$("password-dialog").addEventListener("close",
+		    () => $("password-open").focus());
+		$("page-prev").addEventListener("click", () => {
+			if (list.index === 0)
+				return;
+			list.cursors.pop();
+			list.index--;
+			loadPage(true);
+		});
+		$("page-next").addEventListener("click", () => {
+			if (list.next === null)
+				return;
+			list.cursors.push(list.next);
+			list.index++;
+			loadPage(true);
+		});
+		let limit = 10;
+		try {
+			limit = Number(sessionStorage.getItem(PAGE_KEY)) || 10;
+		} catch (e) {
+			limit = 10;
+		}
+		const sel = $("page-size");
+		if (Array.from(sel.options).some((o) => Number(o.value) ===
+		    limit))
+			sel.value = String(limit);
+		list.limit = Number(sel.value);
+		sel.addEventListener("change", () => {
+			list.limit = Number(sel.value);
+			try {
+				sessionStorage.setItem(PAGE_KEY, sel.value);
+			} catch (e) {
+				/* this tab only */
+			}
+			list.cursors = [null];
+			list.index = 0;
+			loadPage();
+		});
+		if (loadSession())
+			showApp();
+		else
+			showAuth();
+	}
+
+	if (document.readyState === "loading")
+		document.addEventListener("DOMContentLoaded", init);
+	else
+		init();
+})();
