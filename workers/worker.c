@@ -49,6 +49,8 @@
 #define READ_CHUNK	16384
 #define ACCEPT_PAUSE_MS	200	/* back-pressure on EMFILE/ENFILE */
 #define EXIT_TIMEOUT	3	/* exit status after answering 504 */
+#define SLOW_MS		100	/* a request still arriving after this no
+				   longer keeps the worker from accepting */
 
 struct conn {
 	int		 fd;
@@ -60,6 +62,7 @@ struct conn {
 	int		 want_out;	/* registered for EPOLLOUT */
 	int		 dead;		/* closed; freed after the event batch */
 	int64_t		 deadline;	/* ms, monotonic */
+	int64_t		 began;		/* ms: mid_request since */
 	struct conn	*next;
 };
 
@@ -367,7 +370,8 @@ conn_process(struct worker *w, struct conn *c)
 		case FCGI_NEED_MORE:
 			if (c->p.id != 0 && !c->mid_request) {
 				c->mid_request = 1;
-				c->deadline = now_ms() +
+				c->began = now_ms();
+				c->deadline = c->began +
 				    (int64_t)w->cfg->read_timeout * 1000;
 			}
 			return 0;
@@ -508,7 +512,8 @@ worker_accept(struct worker *w)
 	fcgi_init(&c->p, &w->lim);
 	buf_init(&c->in);
 	buf_init(&c->out);
-	c->deadline = now_ms() + (int64_t)w->cfg->read_timeout * 1000;
+	c->began = now_ms();
+	c->deadline = c->began + (int64_t)w->cfg->read_timeout * 1000;
 	c->mid_request = 1;	/* a fresh connection owes us a request */
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN;
@@ -574,17 +579,22 @@ worker_signal(struct worker *w)
  * first one's request would hold the second hostage while other
  * workers sit idle; left in the listen queue, it goes to the next free
  * worker (and the master sees the queue and grows the pool).  Kept
- * connections between requests do not count.
+ * connections between requests do not count, and neither does one
+ * whose request is still arriving after SLOW_MS: a front end sends a
+ * request at once (nginx buffers it whole), so that is a slow or
+ * stalled sender, and it must not keep the worker from serving others
+ * until read_timeout drops it.
  */
 static void
 worker_listen(struct worker *w)
 {
 	struct conn	*c;
+	int64_t		 now = now_ms();
 	int		 want;
 
 	want = !w->retiring && w->resume_accept == 0;
 	for (c = w->conns; want && c != NULL; c = c->next)
-		if (!c->dead && c->mid_request)
+		if (!c->dead && c->mid_request && now - c->began < SLOW_MS)
 			want = 0;
 	listen_toggle(w, want);
 }
@@ -608,6 +618,10 @@ worker_expire(struct worker *w)
 		}
 		if (c->deadline - now < wait)
 			wait = c->deadline - now;
+		/* wake when it turns slow: worker_listen() then accepts */
+		if (c->mid_request && now - c->began < SLOW_MS &&
+		    c->began + SLOW_MS - now < wait)
+			wait = c->began + SLOW_MS - now;
 	}
 	if (w->resume_accept > 0) {
 		if (w->resume_accept <= now) {
