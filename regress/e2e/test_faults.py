@@ -5,7 +5,7 @@ of mixed requests (creates, redirects, logins, lists), a fault happens:
   - random workers of both pools are SIGKILLed, one every 0.5 s;
   - MariaDB is SIGKILLed, stays down a moment and is restarted;
   - the shortener workers run out of file descriptors (a lowered
-    RLIMIT_NOFILE, filled by idle FastCGI connections).
+    RLIMIT_NOFILE, filled by kept-alive FastCGI connections).
 
 After each: no request hung (every one has a client time-out), every
 failure was a 502/503/504 with a JSON body, every link created with a
@@ -25,6 +25,7 @@ import random
 import resource
 import signal
 import socket
+import struct
 import threading
 import time
 
@@ -277,17 +278,60 @@ def _nfds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def _fcgi_rec(rtype, content=b""):
+    pad = (8 - len(content) % 8) % 8
+    return struct.pack(">BBHHBx", 1, rtype, 1, len(content), pad) + \
+        content + b"\0" * pad
+
+
+# GET /nosuchid on a kept connection (FCGI_KEEP_CONN), as a front end
+# with keep-alive upstream connections sends it.
+_KEPT_GET = (_fcgi_rec(1, struct.pack(">HB5x", 1, 1)) +
+             _fcgi_rec(4, b"".join(struct.pack("BB", len(k), len(v)) + k + v
+                                   for k, v in ((b"REQUEST_METHOD", b"GET"),
+                                                (b"REQUEST_URI",
+                                                 b"/nosuchid")))) +
+             _fcgi_rec(4) + _fcgi_rec(5))
+
+
+def _kept_connection(path, wait):
+    """A connection that asked one request with keep-alive -> (socket,
+    answered within wait seconds)."""
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(path)
+    c.sendall(_KEPT_GET)
+    c.settimeout(wait)
+    got = b""
+    try:
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                return c, False
+            got += chunk
+            off = 0
+            while len(got) - off >= 8:
+                rtype = got[off + 1]
+                clen, plen = struct.unpack(">HB", got[off + 4:off + 7])
+                if rtype == 3:      # END_REQUEST
+                    return c, True
+                off += 8 + clen + plen
+    except socket.timeout:
+        return c, False
+
+
 def test_descriptors_exhausted_under_load(s):
-    """The shortener workers' RLIMIT_NOFILE is lowered to a few above
-    what they use, and idle FastCGI connections fill it: accept()
-    fails with EMFILE, the workers pause accepting instead of
-    spinning, requests queue, and once the connections close the
-    service is back."""
+    """The shortener workers' RLIMIT_NOFILE is lowered to a dozen above
+    what they use, and kept-alive FastCGI connections (each asked one
+    request and stays open, as a front end's upstream keep-alive does)
+    fill it: accept() fails with EMFILE, the workers pause accepting
+    instead of spinning, requests queue, and once the connections close
+    the service is back."""
     conns = []
     info = {}
     try:
-        # Idle connections must stay until the test closes them.
-        s.restart_shortd({"read_timeout": 120, "idle_timeout": 120})
+        # A static pool of two (a dynamic one would grow past the
+        # lowered limit), kept connections left alone meanwhile.
+        s.restart_shortd({"shortener_workers": 2, "idle_timeout": 120})
         workers = s.wait_workers("shortener", 2)
         assert len(workers) == 2, workers
         for pid in [s.master_pid] + workers:
@@ -299,21 +343,24 @@ def test_descriptors_exhausted_under_load(s):
 
         def fault():
             log_at = len(s.shortd_log())
-            # Fill every worker's table (EPOLLEXCLUSIVE spreads the
-            # connections unevenly; more are queued in the backlog).
-            deadline = time.time() + 20
-            while time.time() < deadline:
+            # Fill both workers' tables, until a connection is no
+            # longer answered (it waits in the listen queue).
+            deadline = time.time() + 30
+            queued = 0
+            while time.time() < deadline and len(conns) < 200:
                 full = all(_nfds(p) >= limits[p] for p in workers)
-                if full and len(conns) >= 60:
-                    break
-                for _ in range(10):
-                    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    c.connect(s.shortener_sock)
-                    conns.append(c)
-                time.sleep(0.05)
-            assert all(_nfds(p) >= limits[p] for p in workers), \
-                "workers not saturated: %r of %r" % (
-                    {p: _nfds(p) for p in workers}, limits)
+                c, answered = _kept_connection(s.shortener_sock,
+                                               1.0 if full else 5.0)
+                conns.append(c)
+                if not answered:
+                    queued += 1
+                    if full and queued >= 2:
+                        break
+            assert all(_nfds(p) >= limits[p] for p in workers) and \
+                queued >= 2, \
+                "workers not saturated: %r of %r, %d connections, %d " \
+                "not answered" % ({p: _nfds(p) for p in workers}, limits,
+                                  len(conns), queued)
             # Saturated: no spinning on the ready listening socket.
             cpu0 = {p: _cpu_s(p) for p in workers}
             time.sleep(2.5)
@@ -327,7 +374,7 @@ def test_descriptors_exhausted_under_load(s):
             conns.clear()
 
         _run_fault(s, "shortener workers out of descriptors", fault)
-        print("#   saturated with %d idle connections: worker CPU %s in "
+        print("#   saturated with %d kept connections: worker CPU %s in "
               "2.5 s, %d accept pauses logged" % (
                   info["conns"], ", ".join("%.3f s" % v for v in
                                            info["cpu"].values()),

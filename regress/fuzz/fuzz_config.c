@@ -93,14 +93,24 @@ check_accepted(const struct config *c)
 	    TERMINATED(c->log_file) && TERMINATED(c->db_host) &&
 	    TERMINATED(c->db_socket) && TERMINATED(c->db_user) &&
 	    TERMINATED(c->db_password) && TERMINATED(c->db_name) &&
-	    TERMINATED(c->jwt_secret) && TERMINATED(c->jwt_secret_file));
+	    TERMINATED(c->jwt_secret) && TERMINATED(c->jwt_secret_file) &&
+	    TERMINATED(c->status_listen));
 	for (p = 0; p < POOL_COUNT; p++) {
 		ASSERT(TERMINATED(c->pool[p].listen));
 		if (!c->pool[p].enabled)
 			continue;
 		enabled++;
 		ASSERT(c->pool[p].listen[0] != '\0');
-		ASSERT(c->pool[p].workers >= 1 && c->pool[p].workers <= 1024);
+		/* static (workers) or dynamic, the bounds always usable */
+		ASSERT(c->pool[p].workers >= 0 && c->pool[p].workers <= 1024);
+		ASSERT(c->pool[p].workers_min >= 1 &&
+		    c->pool[p].workers_min <= c->pool[p].workers_max &&
+		    c->pool[p].workers_max <= 1024);
+		ASSERT(c->pool[p].workers == 0 ||
+		    (c->pool[p].workers_min == c->pool[p].workers &&
+		    c->pool[p].workers_max == c->pool[p].workers));
+		ASSERT(c->pool[p].max_requests >= 0 &&
+		    c->pool[p].request_timeout >= 0);
 	}
 	ASSERT(enabled > 0);
 	ASSERT(c->log_level >= 0 && c->log_level <= 3);
