@@ -25,6 +25,7 @@ SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 HDRS	 = proto/proto.h daemon/daemon.h workers/workers.h
 LIBSRC	 = proto/buf.c proto/fcgi.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
+	   daemon/health.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
 	   workers/id.c workers/db.c workers/auth.c workers/shortener.c
