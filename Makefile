@@ -3,6 +3,8 @@
 #   make            build ./shortd
 #   make run        the whole stack on 127.0.0.1:5003 (private MariaDB, nginx)
 #   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build)
+#   make check-containers
+#                   build Dockerfile.multi, run docker-compose.yml (podman)
 #   make deps       install the Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -41,7 +43,8 @@ FUZZ_REPLAY = $(FUZZSRC:regress/fuzz/%.c=build/asan/fuzz/%)
 
 DEPS_STAMP = build/.deps
 
-.PHONY: all check unit e2e fuzz-replay run deps install clean bench
+.PHONY: all check unit e2e fuzz-replay run deps install clean bench \
+	check-containers deps-containers
 
 all: shortd
 
@@ -114,6 +117,20 @@ deps:
 
 $(DEPS_STAMP):
 	@$(MAKE) --no-print-directory deps
+
+# The container files built and run under rootful podman and buildah
+# (no Docker engine needed): regress/containers/check.py.
+DEB_CONTAINERS = debootstrap buildah podman runc conmon iptables \
+	    containernetworking-plugins \
+	    golang-github-containernetworking-plugin-dnsname \
+	    podman-compose docker-compose python3-yaml
+check-containers: $(DEPS_STAMP) deps-containers
+	/usr/bin/python3 regress/containers/check.py
+
+# The deps recipe with this list (its stamp file is not used).
+deps-containers:
+	@$(MAKE) --no-print-directory deps DEB_BUILD= \
+	    DEB_TEST="$(DEB_CONTAINERS)" DEPS_STAMP=build/.deps-containers
 
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \
