@@ -631,6 +631,23 @@ class Checks:
         p = run(["podman", "logs", "--tail", "5", name], quiet=True)
         assert "stopped" in p.stdout, "no 'stopped' in the log:\n" + p.stdout
 
+    def restart_pools(self, ips, data):
+        for name in ips:
+            run(["podman", "start", name])
+        for name, old in ips.items():
+            say("%s: address %s before, %s after the restart" % (
+                name, old, container_ip(name)))
+        wait_healthy(list(ips))
+        deadline = time.time() + 60
+        while True:
+            try:
+                self.check_data(data)
+                return
+            except (AssertionError, requests.RequestException):
+                if time.time() > deadline:
+                    raise
+            time.sleep(0.5)
+
     def make_data(self):
         user, pw, tok = self.s.new_user("keep")
         url = "https://example.org/kept/" + user
@@ -651,8 +668,6 @@ class Checks:
                                                 r.content[:300])
 
     def restart_scaled(self):
-        # nginx and the database stop here; auth and shortener already
-        # did (check_term).
         compose(["down"], self.env)
         left = containers()
         assert not left, "containers left after down: %r" % left
@@ -666,11 +681,11 @@ class Checks:
         return shorteners
 
     def check_spread(self, shorteners):
-        """nginx's upstream lists the service name: every replica gets
-        requests (nginx logs the upstream address of each)."""
+        """nginx resolves the service name to every replica and spreads
+        requests over them (it logs the upstream address of each)."""
         want = {container_ip(n) for n in shorteners}
         mark = "/spread-" + secrets.token_hex(4)
-        for k in range(30):
+        for k in range(60):
             r = self.s.http("GET", "%s%d" % (mark, k))
             assert r.status_code == 404, "GET %s%d: %d" % (mark, k,
                                                            r.status_code)
@@ -703,7 +718,6 @@ class Checks:
                        "schema, HEALTHCHECK", self.check_image)
             self.phase("the toolchain probe finds gcc and headers in the "
                        "build stage", self.check_toolchain_probe)
-            teardown(self.env)
             names = self.phase("podman-compose up -d", self.up)
             self.phase("every container healthy, nginx answers",
                        self.wait_stack, names)
@@ -712,10 +726,15 @@ class Checks:
             self.run_e2e()
             data = self.phase("data created before the restart",
                               self.make_data)
-            save_logs("first")
+            ips = {}
             for svc in ("auth", "shortener"):
+                name = "%s_%s_1" % (PROJECT, svc)
+                ips[name] = container_ip(name)
                 self.phase("podman stop %s: TERM, exit 0" % svc,
-                           self.check_term, "%s_%s_1" % (PROJECT, svc))
+                           self.check_term, name)
+            self.phase("auth and shortener started again: nginx finds "
+                       "their new addresses", self.restart_pools, ips, data)
+            save_logs("first")
             shorteners = self.phase(
                 "down (volume kept), up with 3 shortener replicas",
                 self.restart_scaled)
@@ -764,6 +783,8 @@ def main():
     os.environ["CONTAINERS_CONF"] = os.path.join(HERE, "containers.conf")
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT, exist_ok=True)
+    # What a run left (--keep, or killed) is ours to remove first.
+    teardown(compose_env("unused-" + "x" * 32))
     if stackmod.port_open("127.0.0.1", args.port):
         sys.exit("check-containers: port %d is in use (make run?); "
                  "use --port" % args.port)
