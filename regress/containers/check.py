@@ -26,7 +26,8 @@ run under rootful podman and buildah:
   7. `podman-compose down` (volumes kept) and up again with three
      shortener replicas: what was created before is still there, and
      nginx spreads requests over all three;
-  8. everything torn down: containers, volume, network.
+  8. everything torn down: containers, volume, network, and the images
+     this run's builds replaced (the tagged images stay as a cache).
 
 Prints "ok NAME" / "FAIL NAME" per case, the time of each phase, and
 "N passed, N failed"; exits 1 if anything failed.  Container logs go to
@@ -221,12 +222,6 @@ def make_base_tarballs():
 
 def image_exists(ref):
     return run(["podman", "image", "exists", ref], check=False).returncode == 0
-
-
-def image_created(ref):
-    p = run(["podman", "image", "inspect", "--format", "{{.Created}}", ref],
-            check=False, quiet=True)
-    return p.stdout.strip() if p.returncode == 0 else None
 
 
 def import_base_images():
@@ -761,6 +756,10 @@ class Checks:
                           check=False).returncode == 0
                 vol = run(["podman", "volume", "exists", VOLUME],
                           check=False).returncode == 0
+                # Images replaced by this run's builds; the tagged ones
+                # and their layers stay as the next run's cache.
+                run(["podman", "image", "prune", "-f"], check=False,
+                    quiet=True)
                 if left or net or vol:
                     self.t.fail("torn down", "left: containers %r, "
                                 "network %s, volume %s" % (left, net, vol))
