@@ -6,6 +6,8 @@
 #   make check-ui   the web page (www/) in headless Chromium, against the stack
 #   make check-cluster  the e2e suite and faults on a 3-node Galera
 #                   cluster behind two shortd instances and one nginx
+#   make check-containers
+#                   build Dockerfile.multi, run docker-compose.yml (podman)
 #   make deps       install the Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -30,6 +32,7 @@ SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 HDRS	 = proto/proto.h proto/scoreboard.h daemon/daemon.h workers/workers.h
 LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
+	   daemon/health.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
 	   workers/id.c workers/db.c workers/auth.c workers/shortener.c \
@@ -47,7 +50,7 @@ FUZZ_REPLAY = $(FUZZSRC:regress/fuzz/%.c=build/asan/fuzz/%)
 DEPS_STAMP = build/.deps
 
 .PHONY: all check unit e2e fuzz-replay run deps install clean bench
-.PHONY: check-ui deps-ui ui-screenshots
+.PHONY: check-ui deps-ui ui-screenshots check-containers deps-containers
 
 all: shortd
 
@@ -173,6 +176,20 @@ ui-screenshots:
 
 # The unit file names the installed paths; an existing shortd.conf is
 # left alone (the shipped one goes next to it as shortd.conf.dist).
+# The container files built and run under rootful podman and buildah
+# (no Docker engine needed): regress/containers/check.py.
+DEB_CONTAINERS = debootstrap buildah podman runc conmon iptables \
+	    containernetworking-plugins \
+	    golang-github-containernetworking-plugin-dnsname \
+	    podman-compose docker-compose python3-yaml
+check-containers: $(DEPS_STAMP) deps-containers
+	/usr/bin/python3 regress/containers/check.py
+
+# The deps recipe with this list (its stamp file is not used).
+deps-containers:
+	@$(MAKE) --no-print-directory deps DEB_BUILD= \
+	    DEB_TEST="$(DEB_CONTAINERS)" DEPS_STAMP=build/.deps-containers
+
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \
 	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man5 \

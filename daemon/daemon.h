@@ -112,6 +112,11 @@ void	fatalx(const char *, ...)
 int	pool_listen(const char *spec, unsigned mode, int backlog,
 	    char *err, size_t errlen);
 
+/* health.c: one FastCGI request to a pool's socket -> HTTP status,
+ * or -1 with the reason in err (for `shortd -H`). */
+int	health_probe(const struct config *, enum pool_kind, int timeout_ms,
+	    char *err, size_t errlen);
+
 /* master.c */
 int	master_run(const char *config_file, struct config *, int foreground);
 
