@@ -14,9 +14,13 @@ DATADIR	?= $(PREFIX)/share/shortd
 
 CC	?= cc
 CFLAGS	?= -O2 -g
-PKGS	 = mysqlclient libargon2 libcrypto
+PKGS	 = mysqlclient libargon2 libcrypto libqrencode
+# -Wno-missing-field-initializers: C zero-fills the members a
+# positional initialiser leaves out, and struct field and struct
+# service grew members whose zero keeps the old meaning.
 WARN	 = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
-	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Werror
+	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Werror \
+	   -Wno-missing-field-initializers
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -27,7 +31,8 @@ LIBSRC	 = proto/buf.c proto/fcgi.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
-	   workers/id.c workers/db.c workers/auth.c workers/shortener.c
+	   workers/id.c workers/db.c workers/auth.c workers/shortener.c \
+	   workers/timefmt.c workers/qr.c workers/visits.c
 MAINSRC	 = daemon/main.c
 UNITSRC	 = $(wildcard regress/unit/test_*.c)
 FUZZSRC	 = $(wildcard regress/fuzz/fuzz_*.c)
@@ -93,9 +98,10 @@ run: $(DEPS_STAMP) shortd
 
 # Debian packages for the build (first line) and the tests (second).
 DEB_BUILD = gcc make pkg-config default-libmysqlclient-dev libargon2-dev \
-	    libjsmn-dev libssl-dev
+	    libjsmn-dev libssl-dev libqrencode-dev
 DEB_TEST  = mariadb-server mariadb-client nginx-light python3 \
-	    python3-requests python3-jwt python3-argon2 python3-pymysql curl
+	    python3-requests python3-jwt python3-argon2 python3-pymysql curl \
+	    python3-jsonschema python3-yaml librsvg2-bin zbar-tools
 deps:
 	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \

@@ -146,8 +146,19 @@ void
 response_json(struct response *r, int status, const char *json)
 {
 	r->status = status;
+	r->content_type = NULL;
 	buf_reset(&r->body);
 	buf_puts(&r->body, json);
+}
+
+void
+response_body(struct response *r, int status, const char *content_type,
+    const void *body, size_t len)
+{
+	r->status = status;
+	r->content_type = content_type;
+	buf_reset(&r->body);
+	buf_add(&r->body, body, len);
 }
 
 void
@@ -155,6 +166,7 @@ response_error(struct response *r, int status, const char *detail,
     const char *message)
 {
 	r->status = status;
+	r->content_type = NULL;
 	buf_reset(&r->body);
 	buf_puts(&r->body, "{\"detail\":");
 	json_put_str(&r->body, detail, strlen(detail));
@@ -186,6 +198,7 @@ http_reason(int status)
 	case 201: return "Created";
 	case 204: return "No Content";
 	case 301: return "Moved Permanently";
+	case 304: return "Not Modified";
 	case 302: return "Found";
 	case 307: return "Temporary Redirect";
 	case 308: return "Permanent Redirect";
@@ -217,7 +230,9 @@ response_serialize(const struct response *r, struct buf *out)
 	    http_reason(r->status));
 	buf_add(out, r->headers.data, r->headers.len);
 	if (!nobody) {
-		buf_puts(out, "Content-Type: application/json\r\n");
+		buf_printf(out, "Content-Type: %s\r\n",
+		    r->content_type != NULL ? r->content_type :
+		    "application/json");
 		buf_printf(out, "Content-Length: %zu\r\n", r->body.len);
 	}
 	buf_puts(out, "\r\n");

@@ -471,7 +471,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 {
 	struct epoll_event	 evs[MAX_EVENTS];
 	struct worker		 w;
-	int			 i, n, timeout;
+	int			 i, n, timeout, t;
 
 	(void)notify_fd;
 	memset(&w, 0, sizeof(w));
@@ -504,6 +504,10 @@ worker_main(const struct config *cfg, const struct service *svc,
 
 	while (!w.retiring || w.nconns > 0) {
 		timeout = worker_expire(&w);
+		/* The service's periodic work (visit counts). */
+		if (svc->tick != NULL && (t = svc->tick(&w.ctx)) >= 0 &&
+		    t < timeout)
+			timeout = t;
 		n = epoll_wait(w.epfd, evs, MAX_EVENTS, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
@@ -531,6 +535,8 @@ worker_main(const struct config *cfg, const struct service *svc,
 	for (struct conn *c = w.conns; c != NULL; c = c->next)
 		conn_close(&w, c);
 	conn_reap(&w);
+	if (svc->fini != NULL)
+		svc->fini(&w.ctx);
 	db_free(w.ctx.db);
 	close(w.epfd);
 	close(w.sfd);
