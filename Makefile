@@ -2,7 +2,8 @@
 #
 #   make            build ./shortd
 #   make run        the whole stack on 127.0.0.1:5003 (private MariaDB, nginx)
-#   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build)
+#   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build),
+#                   and the OpenAPI document's linter
 #   make deps       install the Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -45,7 +46,8 @@ FUZZ_REPLAY = $(FUZZSRC:regress/fuzz/%.c=build/asan/fuzz/%)
 
 DEPS_STAMP = build/.deps
 
-.PHONY: all check unit e2e fuzz-replay run deps install clean bench
+.PHONY: all check unit e2e fuzz-replay run deps install clean bench \
+	lint-openapi
 
 all: shortd
 
@@ -87,8 +89,28 @@ fuzz-replay: $(FUZZ_REPLAY)
 
 # The whole suite: unit tests, corpus replay and the e2e cases through
 # real MariaDB and nginx, against the sanitizer build.
-check: $(DEPS_STAMP) $(UNIT_BIN) $(FUZZ_REPLAY) build/shortd-asan shortd
+check: $(DEPS_STAMP) $(UNIT_BIN) $(FUZZ_REPLAY) build/shortd-asan shortd \
+    lint-openapi
 	/usr/bin/python3 regress/run.py --shortd build/shortd-asan
+
+# docs/openapi.yaml, linted by Redocly CLI with its strict rule set.  The
+# linter comes from the npm registry, pinned by regress/lint/'s
+# package-lock.json, installed under build/lint by `npm ci` (again only
+# when the lock changes), with the machine's Node.js (20.19+).
+LINT_DIR = build/lint
+REDOCLY	 = $(LINT_DIR)/node_modules/.bin/redocly
+$(REDOCLY): regress/lint/package.json regress/lint/package-lock.json
+	@command -v npm >/dev/null || { echo "lint: npm (Node.js 20.19 or \
+	    later) is needed for the OpenAPI linter"; exit 1; }
+	@mkdir -p $(LINT_DIR)
+	cp regress/lint/package.json regress/lint/package-lock.json $(LINT_DIR)/
+	cd $(LINT_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-openapi: $(REDOCLY)
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	    NO_UPDATE_NOTIFIER=1 $(REDOCLY) lint --format=stylish \
+	    --config regress/lint/redocly.yaml docs/openapi.yaml
 
 e2e: $(DEPS_STAMP) build/shortd-asan
 	/usr/bin/python3 regress/run.py --shortd build/shortd-asan --only e2e
@@ -125,7 +147,7 @@ install: shortd
 	    $(DESTDIR)$(DATADIR)
 	install -m 755 shortd $(DESTDIR)$(SBINDIR)/shortd
 	install -m 644 etc/shortd.conf $(DESTDIR)$(SYSCONFDIR)/shortd/
-	install -m 644 sql/schema.sql $(DESTDIR)$(DATADIR)/
+	install -m 644 sql/schema.sql docs/openapi.yaml $(DESTDIR)$(DATADIR)/
 
 clean:
 	rm -rf build shortd regress/out

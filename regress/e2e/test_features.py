@@ -648,3 +648,53 @@ def test_schema_upgrade_from_v1(s):
                 for db in (old, new):
                     c.execute("DROP DATABASE IF EXISTS " + db)
             conn.close()
+
+
+# ------------------------------------------------------------------
+# The OpenAPI document and the check of every response against it
+# ------------------------------------------------------------------
+
+def test_openapi_check_is_on(s):
+    """Every s.http() response is checked (regress/openapi_check.py);
+    this proves the check is there and can fail."""
+    assert s.openapi is not None, "responses are not being checked"
+    c = s.openapi
+    j = "application/json"
+    good = [("GET", "/", 200, j, b'{"items":[],"next":null}'),
+            ("POST", "/", 201, j, b'{"id":"abcdefg"}'),
+            ("GET", "/abc/stats", 200, j, json.dumps({
+                "id": "abc", "value": "https://e.example/", "visits": 0,
+                "created_at": "2024-01-01T00:00:00Z",
+                "updated_at": "2024-01-01T00:00:00.5Z",
+                "last_visit_at": None, "expires_at": None,
+                "max_visits": None, "state": "active"}).encode()),
+            ("GET", "/abc", 301, j, b'{"value":"https://e.example/"}'),
+            ("PATCH", "/abc", 405, j,
+             b'{"detail":"method not allowed","message":"no"}'),
+            ("GET", "/a/b/c", 404, j, b'{"detail":"not found","message":"x"}'),
+            ("GET", "/abc/qr", 200, "image/svg+xml", b"<svg/>"),
+            ("DELETE", "/abc", 204, "", b""),
+            ("HEAD", "/abc", 301, j, b"")]
+    for args in good:
+        c.check(*args)
+    bad = [("POST", "/", 201, j, b'{"id":"abcdefg","extra":1}'),
+           ("POST", "/", 201, j, b'{}'),
+           ("GET", "/", 200, j, b'{"items":[{"id":"a"}],"next":null}'),
+           ("GET", "/abc/stats", 200, j, json.dumps({
+               "id": "abc", "value": "https://e.example/", "visits": 0,
+               "created_at": "yesterday", "updated_at": None,
+               "last_visit_at": None, "expires_at": None,
+               "max_visits": None, "state": "active"}).encode()),
+           ("GET", "/abc", 301, "text/html", b"<html>"),
+           ("GET", "/abc", 404, j, b'{"detail":"not found"}'),
+           ("GET", "/abc", 404, j, b'not json'),
+           ("GET", "/abc", 200, j, b'{"value":"x"}'),
+           ("GET", "/a/b/c", 200, j, b'{}'),
+           ("DELETE", "/abc", 204, "", b"x"),
+           ("HEAD", "/", 200, j, b"{}")]
+    for args in bad:
+        try:
+            c.check(*args)
+        except AssertionError:
+            continue
+        raise AssertionError("the OpenAPI check let %r through" % (args,))
