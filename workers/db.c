@@ -92,9 +92,10 @@ enum db_stmt {
  * The batch of visit counts: DB_VISITS_BATCH links per statement, each
  * as "WHEN ? THEN ?" in two CASEs and one "?" in the IN list.  Unused
  * places get the empty id, which no row has.  The IN list makes it a
- * primary key lookup, locking rows in key order (two workers flushing
- * at once cannot deadlock); the CASE compares with the ascii_bin
- * column's collation, so ids stay case-sensitive.
+ * primary key lookup, locking rows in key order; a flush sends its
+ * links sorted, so its statements lock in key order too and two
+ * workers' flushes cannot deadlock.  The CASE compares with the
+ * ascii_bin column's collation, so ids stay case-sensitive.
  */
 #define DB_W1	"WHEN ? THEN ? "
 #define DB_W4	DB_W1 DB_W1 DB_W1 DB_W1
@@ -851,28 +852,15 @@ db_url_hit(struct db *db, const char *id, int64_t now_us)
 	return st;
 }
 
-/*
- * One statement for up to DB_VISITS_BATCH links.  Parameters, in the
- * order of the SQL: (id, count) per place, (id, last_us) per place,
- * then the ids of the IN list.
- */
-enum db_status
-db_url_add_visits(struct db *db, const struct db_visits *v, size_t n)
+/* Bind one statement's worth (up to DB_VISITS_BATCH) of v: (id, count)
+ * per place, (id, last_us) per place, then the ids of the IN list, in
+ * the order of the SQL.  Unused places get the empty id. */
+static void
+db_bind_visits(MYSQL_BIND *p, const struct db_visits *v, size_t n,
+    int64_t *count, int64_t *last)
 {
-	MYSQL_BIND	*p;
-	MYSQL_STMT	*s;
-	int64_t		 zero = 0, count[DB_VISITS_BATCH], last[DB_VISITS_BATCH];
 	size_t		 k, b = DB_VISITS_BATCH;
-	enum db_status	 st;
 
-	if (n == 0)
-		return DB_OK;
-	if (n > DB_VISITS_BATCH)
-		return DB_UNAVAILABLE;
-	if ((p = calloc(5 * b, sizeof(*p))) == NULL) {
-		log_warnx("db: url add visits: out of memory");
-		return DB_UNAVAILABLE;
-	}
 	for (k = 0; k < b; k++) {
 		const char *id = k < n && db_key_ok(v[k].id, ID_MAX) ?
 		    v[k].id : "";
@@ -880,13 +868,100 @@ db_url_add_visits(struct db *db, const struct db_visits *v, size_t n)
 		count[k] = k < n ? v[k].count : 0;
 		last[k] = k < n ? v[k].last_us : 0;
 		db_bind_str(&p[2 * k], id, strlen(id));
-		db_bind_i64(&p[2 * k + 1], k < n ? &count[k] : &zero);
+		db_bind_i64(&p[2 * k + 1], &count[k]);
 		db_bind_str(&p[2 * b + 2 * k], id, strlen(id));
-		db_bind_i64(&p[2 * b + 2 * k + 1], k < n ? &last[k] : &zero);
+		db_bind_i64(&p[2 * b + 2 * k + 1], &last[k]);
 		db_bind_str(&p[4 * b + k], id, strlen(id));
 	}
-	if ((st = db_exec(db, DBS_URL_ADD_VISITS, p, &s)) == DB_OK)
+}
+
+/*
+ * One try at the whole of v in one transaction.  *retry is set when
+ * nothing was applied and trying again may work: a deadlock or a
+ * certification conflict (which roll the transaction back), a stale
+ * statement, a connection lost before COMMIT.
+ */
+static enum db_status
+db_visits_txn(struct db *db, const struct db_visits *v, size_t n,
+    MYSQL_BIND *p, int *retry)
+{
+	MYSQL_STMT	*s;
+	int64_t		 count[DB_VISITS_BATCH], last[DB_VISITS_BATCH];
+	enum db_errclass c;
+	unsigned int	 err = 0;
+	size_t		 k, m;
+	int		 executed, committing = 0;
+
+	*retry = 0;
+	db_ping_idle(db);
+	if (db_ensure(db) != DB_OK)
+		return DB_UNAVAILABLE;
+	if (mysql_autocommit(db->mysql, 0) != 0) {
+		err = mysql_errno(db->mysql);
+		db_seterr(db, err, mysql_error(db->mysql));
+		goto fail;
+	}
+	for (k = 0; k < n; k += m) {
+		m = n - k < DB_VISITS_BATCH ? n - k : DB_VISITS_BATCH;
+		db_bind_visits(p, v + k, m, count, last);
+		if ((err = db_try(db, DBS_URL_ADD_VISITS, p, &s,
+		    &executed)) != 0)
+			goto fail;
 		db_done(s);
+	}
+	committing = 1;
+	if (mysql_commit(db->mysql) != 0 ||
+	    mysql_autocommit(db->mysql, 1) != 0) {
+		err = mysql_errno(db->mysql);
+		db_seterr(db, err, mysql_error(db->mysql));
+		goto fail;
+	}
+	return DB_OK;
+fail:
+	if ((c = db_classify(err)) == DBE_LOST) {
+		/* The server rolls back what was not committed; what was
+		 * being committed may or may not be. */
+		db_disconnect(db);
+		*retry = !committing;
+	} else {
+		if (c == DBE_STALE)
+			db_close_stmt(db, DBS_URL_ADD_VISITS);
+		*retry = c == DBE_LOCK || c == DBE_STALE;
+		if (mysql_rollback(db->mysql) != 0 ||
+		    mysql_autocommit(db->mysql, 1) != 0)
+			db_disconnect(db);
+	}
+	log_info("db: url add visits: %s (%u)%s", db->errmsg, err,
+	    *retry ? ", retrying" : "");
+	return DB_UNAVAILABLE;
+}
+
+/*
+ * Add counted visits of n links (any number) in one transaction: one
+ * commit, so one log flush, however many links; all or nothing.  v must
+ * be sorted by id: every worker then locks rows in the same order and
+ * two flushes never deadlock each other.  A try that applied nothing
+ * is repeated once.
+ */
+enum db_status
+db_url_add_visits(struct db *db, const struct db_visits *v, size_t n)
+{
+	MYSQL_BIND	*p;
+	enum db_status	 st = DB_OK;
+	int		 tries, retry = 0;
+
+	if (n == 0)
+		return DB_OK;
+	if ((p = calloc(5 * DB_VISITS_BATCH, sizeof(*p))) == NULL) {
+		log_warnx("db: url add visits: out of memory");
+		return DB_UNAVAILABLE;
+	}
+	for (tries = 0; tries < 2; tries++)
+		if ((st = db_visits_txn(db, v, n, p, &retry)) == DB_OK ||
+		    !retry)
+			break;
+	if (st != DB_OK)
+		log_warnx("db: url add visits: %s", db->errmsg);
 	free(p);
 	return st;
 }

@@ -3,8 +3,9 @@
  *
  * Each shortener worker counts the redirects it serves in a small hash
  * table of its own (id -> visits, time of the last one) and adds them
- * to urls.visits in batches: DB_VISITS_BATCH links per UPDATE.  A flush
- * is due
+ * to urls.visits in batches: one transaction per flush (one commit,
+ * however many links), DB_VISITS_BATCH links per UPDATE, links in id
+ * order so that two workers' flushes never deadlock.  A flush is due
  *
  *	- flush_ms (visits_flush_ms, default 1 s) after the first visit
  *	  that is still waiting, or
@@ -18,8 +19,10 @@
  * flushed: that window, bounded by the numbers above.
  *
  * Counting is at most once: visits wait while the database cannot be
- * reached, but a batch whose UPDATE failed after it may have been
- * applied is dropped (and logged), never written twice.  When the
+ * reached, a flush that applied nothing (deadlock, lost connection
+ * before COMMIT) is tried once more, and one that failed otherwise, or
+ * whose COMMIT may or may not have happened, is dropped (and logged),
+ * never written twice.  When the
  * table is full (the database has been away for a while and many
  * distinct links were visited) further new links are not counted.
  *
@@ -46,6 +49,7 @@ struct visit_slot {
 struct visits {
 	struct visit_slot *slot;	/* VISITS_SLOTS of them */
 	uint32_t	*used;		/* taken slots, in order */
+	struct db_visits *out;		/* a flush's rows, sorted by id */
 	size_t		 nused;
 	int64_t		 total;		/* visits waiting */
 	int64_t		 since_ms;	/* when the oldest began to wait */
@@ -75,7 +79,8 @@ visits_new(int flush_ms)
 		return NULL;
 	v->slot = calloc(VISITS_SLOTS, sizeof(*v->slot));
 	v->used = calloc(VISITS_LINKS_MAX, sizeof(*v->used));
-	if (v->slot == NULL || v->used == NULL) {
+	v->out = calloc(VISITS_LINKS_MAX, sizeof(*v->out));
+	if (v->slot == NULL || v->used == NULL || v->out == NULL) {
 		visits_free(v);
 		return NULL;
 	}
@@ -90,6 +95,7 @@ visits_free(struct visits *v)
 		return;
 	free(v->slot);
 	free(v->used);
+	free(v->out);
 	free(v);
 }
 
@@ -162,13 +168,19 @@ visits_clear(struct visits *v)
 	v->total = 0;
 }
 
+static int
+visits_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct db_visits *)a)->id,
+	    ((const struct db_visits *)b)->id);
+}
+
 void
 visits_flush(struct visits *v, struct db *db, int64_t now_ms)
 {
-	struct db_visits	 batch[DB_VISITS_BATCH];
 	const struct visit_slot	*s;
-	size_t			 k, n, links = 0;
-	int64_t			 lost = 0, sum;
+	size_t			 k;
+	int64_t			 sum = 0;
 
 	if (v == NULL || v->nused == 0)
 		return;
@@ -177,23 +189,17 @@ visits_flush(struct visits *v, struct db *db, int64_t now_ms)
 		v->since_ms = now_ms;
 		return;
 	}
-	for (k = 0; k < v->nused; k += n) {
-		sum = 0;
-		for (n = 0; n < DB_VISITS_BATCH && k + n < v->nused; n++) {
-			s = &v->slot[v->used[k + n]];
-			batch[n].id = s->id;
-			batch[n].count = s->count;
-			batch[n].last_us = s->last_us;
-			sum += s->count;
-		}
-		if (db_url_add_visits(db, batch, n) != DB_OK) {
-			lost += sum;
-			links += n;
-		}
+	for (k = 0; k < v->nused; k++) {
+		s = &v->slot[v->used[k]];
+		v->out[k].id = s->id;
+		v->out[k].count = s->count;
+		v->out[k].last_us = s->last_us;
+		sum += s->count;
 	}
-	if (lost > 0)
+	qsort(v->out, v->nused, sizeof(*v->out), visits_cmp);
+	if (db_url_add_visits(db, v->out, v->nused) != DB_OK)
 		log_warnx("visits: %lld visits of %zu links not recorded: "
-		    "the database write failed", (long long)lost, links);
+		    "the database write failed", (long long)sum, v->nused);
 	if (v->dropped > 0)
 		log_warnx("visits: %llu visits not counted: too many links "
 		    "waiting", (unsigned long long)v->dropped);

@@ -282,7 +282,7 @@ struct db_visits {
 	int64_t		 count;
 	int64_t		 last_us;
 };
-#define DB_VISITS_BATCH	32	/* links per flush statement */
+#define DB_VISITS_BATCH	32	/* links per UPDATE of a flush */
 
 struct db	*db_new(const struct config *);
 void		 db_free(struct db *);
@@ -312,7 +312,8 @@ enum db_status	 db_url_find(struct db *, const char *owner,
 /* Count one visit of a link with a visit limit, if it has visits left
  * and has not expired at now_us: DB_OK counted, DB_NOTFOUND not. */
 enum db_status	 db_url_hit(struct db *, const char *id, int64_t now_us);
-/* Add n batches of counted visits (n <= DB_VISITS_BATCH). */
+/* Add the counted visits of n links, sorted by id, in one
+ * transaction (DB_VISITS_BATCH links per statement): all or nothing. */
 enum db_status	 db_url_add_visits(struct db *, const struct db_visits *,
 		    size_t n);
 enum db_status	 db_url_change(struct db *, const char *id,
