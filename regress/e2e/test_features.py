@@ -84,10 +84,12 @@ def _rfc3339(t):
 
 
 def _parse_time(v):
-    assert isinstance(v, str) and RFC3339_RE.match(v), "not RFC 3339: %r" % v
-    return datetime.datetime.strptime(
-        v[:19], "%Y-%m-%dT%H:%M:%S").replace(
-            tzinfo=datetime.timezone.utc).timestamp()
+    """An RFC 3339 time shortd wrote -> unix seconds, fraction kept."""
+    m = RFC3339_RE.match(v) if isinstance(v, str) else None
+    assert m, "not RFC 3339: %r" % (v,)
+    t = datetime.datetime.strptime(v[:19], "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    return t + (float("0" + m.group(1)) if m.group(1) else 0.0)
 
 
 # ------------------------------------------------------------------
