@@ -139,7 +139,8 @@ deps:
 	    echo "  apt-get install$$missing"; exit 1; fi
 	@mkdir -p build && touch $(DEPS_STAMP)
 
-$(DEPS_STAMP):
+# Again when the Makefile changes: it may list new packages.
+$(DEPS_STAMP): Makefile
 	@$(MAKE) --no-print-directory deps
 
 install: shortd
