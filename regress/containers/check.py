@@ -399,6 +399,10 @@ class ComposeStack:
                         password=db_password, database=db_name)
         self._unique = 0
         self._lock = stackmod.threading.Lock()
+        self.problems = []
+        # Every response is checked against docs/openapi.yaml, as in
+        # make check.
+        self.openapi = self._openapi_checker()
 
     url = stackmod.Stack.url
     base_url = stackmod.Stack.base_url
@@ -409,6 +413,8 @@ class ComposeStack:
     login = stackmod.Stack.login
     new_user = stackmod.Stack.new_user
     shorten = stackmod.Stack.shorten
+    _openapi_checker = stackmod.Stack._openapi_checker
+    _openapi_check = stackmod.Stack._openapi_check
 
     @property
     def jwt_secret(self):
