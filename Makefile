@@ -2,12 +2,15 @@
 #
 #   make            build ./shortd
 #   make run        the whole stack on 127.0.0.1:5003 (private MariaDB, nginx)
-#   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build)
+#   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build),
+#                   and the OpenAPI document's linter
 #   make fuzz       each fuzz target under libFuzzer (clang), FUZZ_TIME=60
 #                   seconds each; fails on a finding
 #   make check-ui   the web page (www/) in headless Chromium, against the stack
 #   make check-cluster  the e2e suite and faults on a 3-node Galera
 #                   cluster behind two shortd instances and one nginx
+#   make check-containers
+#                   build Dockerfile.multi, run docker-compose.yml (podman)
 #   make deps       install the Debian packages the build and tests need
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -21,9 +24,13 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
 CC	?= cc
 CFLAGS	?= -O2 -g
-PKGS	 = mysqlclient libargon2 libcrypto
+PKGS	 = mysqlclient libargon2 libcrypto libqrencode
+# -Wno-missing-field-initializers: C zero-fills the members a
+# positional initialiser leaves out, and struct field and struct
+# service grew members whose zero keeps the old meaning.
 WARN	 = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes \
-	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Werror
+	   -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Werror \
+	   -Wno-missing-field-initializers
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -32,10 +39,12 @@ SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 HDRS	 = proto/proto.h proto/scoreboard.h daemon/daemon.h workers/workers.h
 LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
+	   daemon/health.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
 	   workers/id.c workers/db.c workers/auth.c workers/shortener.c \
-	   workers/status.c
+	   workers/status.c \
+	   workers/timefmt.c workers/qr.c workers/visits.c
 MAINSRC	 = daemon/main.c
 UNITSRC	 = $(wildcard regress/unit/test_*.c)
 FUZZSRC	 = $(wildcard regress/fuzz/fuzz_*.c)
@@ -50,7 +59,7 @@ DEPS_STAMP = build/.deps
 
 .PHONY: all check unit e2e fuzz-replay run deps install clean bench
 .PHONY: fuzz fuzz-deps
-.PHONY: check-ui deps-ui ui-screenshots
+.PHONY: check-ui deps-ui ui-screenshots check-containers deps-containers lint-openapi
 
 all: shortd
 
@@ -120,8 +129,28 @@ fuzz-run-%: build/fuzz/fuzz_%
 
 # The whole suite: unit tests, corpus replay and the e2e cases through
 # real MariaDB and nginx, against the sanitizer build.
-check: $(DEPS_STAMP) $(UNIT_BIN) $(FUZZ_REPLAY) build/shortd-asan shortd
+check: $(DEPS_STAMP) $(UNIT_BIN) $(FUZZ_REPLAY) build/shortd-asan shortd \
+    lint-openapi
 	/usr/bin/python3 regress/run.py --shortd build/shortd-asan
+
+# docs/openapi.yaml, linted by Redocly CLI with its strict rule set.  The
+# linter comes from the npm registry, pinned by regress/lint/'s
+# package-lock.json, installed under build/lint by `npm ci` (again only
+# when the lock changes), with the machine's Node.js (20.19+).
+LINT_DIR = build/lint
+REDOCLY	 = $(LINT_DIR)/node_modules/.bin/redocly
+$(REDOCLY): regress/lint/package.json regress/lint/package-lock.json
+	@command -v npm >/dev/null || { echo "lint: npm (Node.js 20.19 or \
+	    later) is needed for the OpenAPI linter"; exit 1; }
+	@mkdir -p $(LINT_DIR)
+	cp regress/lint/package.json regress/lint/package-lock.json $(LINT_DIR)/
+	cd $(LINT_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-openapi: $(REDOCLY)
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	    NO_UPDATE_NOTIFIER=1 $(REDOCLY) lint --format=stylish \
+	    --config regress/lint/redocly.yaml docs/openapi.yaml
 
 e2e: $(DEPS_STAMP) build/shortd-asan
 	/usr/bin/python3 regress/run.py --shortd build/shortd-asan --only e2e
@@ -139,10 +168,11 @@ run: $(DEPS_STAMP) shortd
 
 # Debian packages for the build (first line) and the tests (second).
 DEB_BUILD = gcc make pkg-config default-libmysqlclient-dev libargon2-dev \
-	    libjsmn-dev libssl-dev
+	    libjsmn-dev libssl-dev libqrencode-dev
 DEB_TEST  = mariadb-server mariadb-client nginx-light python3 \
 	    python3-requests python3-jwt python3-argon2 python3-pymysql curl \
-	    systemd mandoc man-db groff-base
+	    systemd mandoc man-db groff-base \
+	    python3-jsonschema python3-yaml librsvg2-bin zbar-tools
 deps:
 	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -158,7 +188,8 @@ deps:
 	    echo "  apt-get install$$missing"; exit 1; fi
 	@mkdir -p build && touch $(DEPS_STAMP)
 
-$(DEPS_STAMP):
+# Again when the Makefile changes: it may list new packages.
+$(DEPS_STAMP): Makefile
 	@$(MAKE) --no-print-directory deps
 
 # `make fuzz` only: clang and its libFuzzer/sanitizer runtimes.
@@ -213,6 +244,20 @@ ui-screenshots:
 
 # The unit file names the installed paths; an existing shortd.conf is
 # left alone (the shipped one goes next to it as shortd.conf.dist).
+# The container files built and run under rootful podman and buildah
+# (no Docker engine needed): regress/containers/check.py.
+DEB_CONTAINERS = debootstrap buildah podman runc conmon iptables \
+	    containernetworking-plugins \
+	    golang-github-containernetworking-plugin-dnsname \
+	    podman-compose docker-compose python3-yaml
+check-containers: $(DEPS_STAMP) deps-containers
+	/usr/bin/python3 regress/containers/check.py
+
+# The deps recipe with this list (its stamp file is not used).
+deps-containers:
+	@$(MAKE) --no-print-directory deps DEB_BUILD= \
+	    DEB_TEST="$(DEB_CONTAINERS)" DEPS_STAMP=build/.deps-containers
+
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \
 	    $(DESTDIR)$(DATADIR) $(DESTDIR)$(MANDIR)/man5 \
@@ -230,7 +275,7 @@ install: shortd
 	    > $(DESTDIR)$(UNITDIR)/shortd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/shortd.service
 	install -m 644 etc/shortd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shortd.conf
-	install -m 644 sql/schema.sql $(DESTDIR)$(DATADIR)/
+	install -m 644 sql/schema.sql docs/openapi.yaml $(DESTDIR)$(DATADIR)/
 
 clean:
 	rm -rf build shortd regress/out

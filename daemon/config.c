@@ -110,6 +110,11 @@ static const struct ckey keys[] = {
 	B("legacy_redirect", legacy_redirect, "no"),
 	I("list_default_limit", list_default_limit, 1, 1000, "100"),
 	I("list_max_limit", list_max_limit, 1, 1000, "1000"),
+
+	S("public_url", public_url, ""),
+	B("count_visits", count_visits, "yes"),
+	I("visits_flush_ms", visits_flush_ms, 10, 60000, "1000"),
+	I("qr_max_age", qr_max_age, 0, 365 * 86400, "86400"),
 };
 
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -406,6 +411,47 @@ config_validate_pool(struct config *c, int p, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * public_url: "" or http(s)://host[:port][/path], which short ids are
+ * appended to.  A trailing '/' is dropped so "https://s.example/" and
+ * "https://s.example" mean the same.
+ */
+static int
+config_public_url(struct config *c, char *err, size_t errlen)
+{
+	char	*u = c->public_url;
+	size_t	 len, i, scheme;
+
+	if (u[0] == '\0')
+		return 0;
+	if (strncasecmp(u, "https://", 8) == 0)
+		scheme = 8;
+	else if (strncasecmp(u, "http://", 7) == 0)
+		scheme = 7;
+	else {
+		snprintf(err, errlen, "public_url: \"%s\" does not start "
+		    "with http:// or https://", u);
+		return -1;
+	}
+	len = strlen(u);
+	while (len > scheme && u[len - 1] == '/')
+		u[--len] = '\0';
+	if (len == scheme || u[scheme] == '/') {
+		snprintf(err, errlen, "public_url: no host in \"%s\"", u);
+		return -1;
+	}
+	for (i = 0; i < len; i++)
+		if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f ||
+		    u[i] == '?' || u[i] == '#' || u[i] == '"' ||
+		    u[i] == '\\' || (unsigned char)u[i] >= 0x80) {
+			snprintf(err, errlen, "public_url: \"%s\" may not "
+			    "hold spaces, '?', '#', quotes, backslashes or "
+			    "non-ASCII bytes", u);
+			return -1;
+		}
+	return 0;
+}
+
 static int
 config_validate(struct config *c, char *err, size_t errlen)
 {
@@ -443,6 +489,8 @@ config_validate(struct config *c, char *err, size_t errlen)
 		    c->list_max_limit);
 		return -1;
 	}
+	if (config_public_url(c, err, errlen) == -1)
+		return -1;
 	return config_secret(c, err, errlen);
 }
 

@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #define SHORTD_VERSION		"0.1.0"
-#define SHORTD_SCHEMA_VERSION	1
+#define SHORTD_SCHEMA_VERSION	2
 
 enum pool_kind {
 	POOL_AUTH = 0,
@@ -85,6 +85,13 @@ struct config {
 	int	 legacy_redirect;	/* 301 + body, no Location */
 	int	 list_default_limit;
 	int	 list_max_limit;
+
+	/* link features */
+	char	 public_url[512];	/* base of short_url; "" = from the
+					   request's scheme and Host */
+	int	 count_visits;		/* count redirects for /:id/stats */
+	int	 visits_flush_ms;	/* bound on the counts' delay */
+	int	 qr_max_age;		/* s, Cache-Control on /:id/qr */
 };
 
 /* config.c */
@@ -110,6 +117,11 @@ void	fatalx(const char *, ...)
 
 /* pool.c: listening sockets. */
 int	pool_listen(const char *spec, unsigned mode, int backlog,
+	    char *err, size_t errlen);
+
+/* health.c: one FastCGI request to a pool's socket -> HTTP status,
+ * or -1 with the reason in err (for `shortd -H`). */
+int	health_probe(const struct config *, enum pool_kind, int timeout_ms,
 	    char *err, size_t errlen);
 
 /* master.c */

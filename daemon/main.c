@@ -1,7 +1,7 @@
 /*
  * shortd: options, then the master.
  *
- *   shortd [-ft] [-c file]
+ *   shortd [-fHtv] [-c file]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +17,39 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: shortd [-ftv] [-c file]\n"
+	fprintf(stderr, "usage: shortd [-fHtv] [-c file]\n"
 	    "  -c file  configuration file (default %s)\n"
 	    "  -f       stay in the foreground (containers, systemd)\n"
+	    "  -H       health check: ask each pool of the running shortd\n"
+	    "           one FastCGI request; exit 0 if all answer\n"
 	    "  -t       check the configuration, print it, and exit\n"
 	    "  -v       print the version and exit\n", SHORTD_CONF);
 	exit(2);
+}
+
+/* -H: probe every enabled pool, one line each; 0 iff all are healthy. */
+static int
+health_main(const struct config *cfg)
+{
+	static const char *const names[POOL_COUNT] = { "auth", "shortener" };
+	char			 err[512];
+	int			 p, status, rc = 0;
+
+	for (p = 0; p < POOL_COUNT; p++) {
+		if (!cfg->pool[p].enabled)
+			continue;
+		status = health_probe(cfg, p, 5000, err, sizeof(err));
+		if (status == -1)
+			printf("%s %s: unhealthy: %s\n", names[p],
+			    cfg->pool[p].listen, err);
+		else
+			printf("%s %s: %s (HTTP %d)\n", names[p],
+			    cfg->pool[p].listen, status < 500 ? "healthy" :
+			    "unhealthy", status);
+		if (status == -1 || status >= 500)
+			rc = 1;
+	}
+	return rc;
 }
 
 int
@@ -32,8 +59,9 @@ main(int argc, char *argv[])
 	const char		*file = SHORTD_CONF;
 	char			 err[1024];
 	int			 ch, foreground = 0, test = 0, explicit = 0;
+	int			 health = 0;
 
-	while ((ch = getopt(argc, argv, "c:ftv")) != -1) {
+	while ((ch = getopt(argc, argv, "c:fHtv")) != -1) {
 		switch (ch) {
 		case 'c':
 			file = optarg;
@@ -41,6 +69,9 @@ main(int argc, char *argv[])
 			break;
 		case 'f':
 			foreground = 1;
+			break;
+		case 'H':
+			health = 1;
 			break;
 		case 't':
 			test = 1;
@@ -71,5 +102,7 @@ main(int argc, char *argv[])
 		    "successful\n", file ? file : "(environment)");
 		return 0;
 	}
+	if (health)
+		return health_main(&cfg);
 	return master_run(file, &cfg, foreground);
 }

@@ -112,6 +112,15 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Before the pools exist there is nothing to drain: a stop is an exit.
+ * Unix socket files left behind are replaced by the next start. */
+static void
+master_startup_stop(int sig)
+{
+	(void)sig;
+	_exit(0);
+}
+
 static void
 master_sighandler(int sig)
 {
@@ -918,11 +927,16 @@ master_run(const char *file, struct config *cfg, int foreground)
 		fatalx("listen: %s", err);
 	master_adopt(&m, &m.cfg, newfd);
 	drop_privileges(&m.cfg);
+	/* The schema check may wait for a database that does not answer;
+	 * a stop asked for meanwhile ends the process at once (as PID 1
+	 * in a container an uncaught TERM would be ignored). */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = master_startup_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
 	check_schema(&m.cfg);
-	if (!foreground)
-		daemonize(&m.cfg);
-	write_pidfile(m.cfg.pid_file);
-
 	if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
 	sigpipe_w = sp[1];
@@ -937,6 +951,9 @@ master_run(const char *file, struct config *cfg, int foreground)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (!foreground)
+		daemonize(&m.cfg);
+	write_pidfile(m.cfg.pid_file);
 
 	m.want_ready = 1;
 	master_maintain(&m);

@@ -21,7 +21,11 @@ other threads):
 
   s.url                       "http://127.0.0.1:PORT"
   s.http(method, path, body=None, headers=None, token=None, raw=None,
-         timeout=30)          requests.Response, redirects not followed.
+         timeout=30)          requests.Response, redirects not followed;
+                              checked against docs/openapi.yaml
+                              (regress/openapi_check.py): a response
+                              it does not describe raises
+                              AssertionError and is noted in problems.
                               dict/list body -> JSON text, no Content-Type
                               unless given; str/bytes sent as they are;
                               raw= bytes/str sent verbatim (wins over body);
@@ -278,6 +282,7 @@ class Stack:
         self.login_limit = login_limit or LOGIN_LIMIT_TESTS
         self.verbose = verbose
         self.problems = []
+        self.openapi = self._openapi_checker()
 
         self.sock_dir = self.root
         if len(os.path.join(self.root, "db", "mysqld.sock")) > SUN_PATH_MAX:
@@ -848,6 +853,30 @@ class Stack:
 
     # ------------------------------------------------------------ HTTP
 
+    def _openapi_checker(self):
+        """The response checker; a missing one is a problem (make deps
+        installs what it needs), never a silent skip."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        try:
+            import openapi_check
+            return openapi_check.Checker()
+        except Exception as e:   # ImportError, a broken document
+            self.problems.append("responses not checked against "
+                                 "docs/openapi.yaml: %r" % (e,))
+            return None
+
+    def _openapi_check(self, method, path, r):
+        if self.openapi is None:
+            return
+        try:
+            self.openapi.check_response(method, path, r)
+        except AssertionError as e:
+            with self._lock:
+                self.problems.append(str(e))
+            raise
+
     def http(self, method, path, body=None, headers=None, token=None,
              raw=None, timeout=30):
         h = dict(headers or {})
@@ -863,9 +892,11 @@ class Stack:
             data = body.encode()
         else:
             data = body
-        return requests.request(method, self.url + path, data=data,
-                                headers=h, allow_redirects=False,
-                                timeout=timeout)
+        r = requests.request(method, self.url + path, data=data,
+                             headers=h, allow_redirects=False,
+                             timeout=timeout)
+        self._openapi_check(method, path, r)
+        return r
 
     def raw_request(self, data, timeout=10):
         """Send raw bytes to nginx, read until it closes (or timeout)."""

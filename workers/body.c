@@ -42,5 +42,7 @@ fields_free(struct field *f, size_t n)
 		f[i].value = NULL;
 		f[i].len = 0;
 		f[i].present = 0;
+		f[i].is_null = 0;
+		f[i].num = 0;
 	}
 }

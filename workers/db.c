@@ -45,6 +45,7 @@
 #include <time.h>
 
 #include <mysql.h>
+#include <openssl/evp.h>
 
 #include "workers.h"
 
@@ -56,6 +57,7 @@
 #define DB_PHC_MAX	255		/* users.password VARCHAR(255) */
 #define DB_NODES_MAX	16
 #define DB_NODE_HOLD_MS	5000		/* skip a node that failed this long */
+#define DB_HASH_LEN	32		/* urls.value_hash: SHA-256 */
 
 /*
  * Server and client error numbers, spelled here because MySQL's and
@@ -101,8 +103,29 @@ enum db_stmt {
 	DBS_URL_DELETE_ALL,
 	DBS_URL_LIST_FIRST,
 	DBS_URL_LIST_NEXT,
+	DBS_URL_FIND,
+	DBS_URL_HIT,
+	DBS_URL_ADD_VISITS,
 	DBS_COUNT
 };
+
+/*
+ * The batch of visit counts: DB_VISITS_BATCH links per statement, each
+ * as "WHEN ? THEN ?" in two CASEs and one "?" in the IN list.  Unused
+ * places get the empty id, which no row has.  The IN list makes it a
+ * primary key lookup, locking rows in key order; a flush sends its
+ * links sorted, so its statements lock in key order too and two
+ * workers' flushes cannot deadlock.  The CASE compares with the
+ * ascii_bin column's collation, so ids stay case-sensitive.
+ */
+#define DB_W1	"WHEN ? THEN ? "
+#define DB_W4	DB_W1 DB_W1 DB_W1 DB_W1
+#define DB_W32	DB_W4 DB_W4 DB_W4 DB_W4 DB_W4 DB_W4 DB_W4 DB_W4
+#define DB_Q4	"?, ?, ?, ?, "
+#define DB_Q32	DB_Q4 DB_Q4 DB_Q4 DB_Q4 DB_Q4 DB_Q4 DB_Q4 "?, ?, ?, ?"
+#if DB_VISITS_BATCH != 32
+#error "DB_W32 and DB_Q32 spell out DB_VISITS_BATCH places"
+#endif
 
 static const struct db_sql {
 	const char	*name;		/* for log lines */
@@ -120,23 +143,50 @@ static const struct db_sql {
 	    "UPDATE users SET password = ?, pw_changed = ? "
 	    "WHERE username = ?" },
 	[DBS_URL_INSERT] = { "url insert", 1,
-	    "INSERT INTO urls (id, owner, value, created_us, updated_us) "
-	    "VALUES (?, ?, ?, ?, ?)" },
+	    "INSERT INTO urls (id, owner, value, value_hash, created_us, "
+	    "updated_us, expires_us, max_visits) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)" },
 	[DBS_URL_GET] = { "url get", 0,
-	    "SELECT owner, value, created_us FROM urls WHERE id = ?" },
+	    "SELECT owner, value, created_us, updated_us, visits, "
+	    "COALESCE(last_visit_us, 0), COALESCE(expires_us, 0), "
+	    "COALESCE(max_visits, 0) FROM urls WHERE id = ?" },
+	/* Each column changes only when its flag is set, in one
+	 * statement: a PUT is applied whole or not at all. */
 	[DBS_URL_UPDATE] = { "url update", 1,
-	    "UPDATE urls SET value = ?, updated_us = ? WHERE id = ?" },
+	    "UPDATE urls SET value = IF(?, ?, value), "
+	    "value_hash = IF(?, ?, value_hash), "
+	    "expires_us = IF(?, ?, expires_us), "
+	    "max_visits = IF(?, ?, max_visits), updated_us = ? "
+	    "WHERE id = ?" },
 	[DBS_URL_DELETE] = { "url delete", 1,
 	    "DELETE FROM urls WHERE id = ?" },
 	[DBS_URL_DELETE_ALL] = { "url delete all", 1,
 	    "DELETE FROM urls WHERE owner = ?" },
 	[DBS_URL_LIST_FIRST] = { "url list", 0,
-	    "SELECT id, value, created_us FROM urls WHERE owner = ? "
+	    "SELECT id, value, created_us, visits, COALESCE(expires_us, 0), "
+	    "COALESCE(max_visits, 0) FROM urls WHERE owner = ? "
 	    "ORDER BY created_us DESC, id DESC LIMIT ?" },
 	[DBS_URL_LIST_NEXT] = { "url list next", 0,
-	    "SELECT id, value, created_us FROM urls WHERE owner = ? "
+	    "SELECT id, value, created_us, visits, COALESCE(expires_us, 0), "
+	    "COALESCE(max_visits, 0) FROM urls WHERE owner = ? "
 	    "AND (created_us < ? OR (created_us = ? AND id < ?)) "
 	    "ORDER BY created_us DESC, id DESC LIMIT ?" },
+	/* idx_owner_value finds the candidates; value = ? rules out a
+	 * hash collision. */
+	[DBS_URL_FIND] = { "url find", 0,
+	    "SELECT id FROM urls WHERE owner = ? AND value_hash = ? "
+	    "AND value = ? AND expires_us IS NULL AND max_visits IS NULL "
+	    "ORDER BY created_us, id LIMIT 1" },
+	/* The visit limit holds under any concurrency: the row lock
+	 * makes check and increment one step. */
+	[DBS_URL_HIT] = { "url hit", 1,
+	    "UPDATE urls SET visits = visits + 1, last_visit_us = ? "
+	    "WHERE id = ? AND (max_visits IS NULL OR visits < max_visits) "
+	    "AND (expires_us IS NULL OR expires_us > ?)" },
+	[DBS_URL_ADD_VISITS] = { "url add visits", 1,
+	    "UPDATE urls SET visits = visits + CASE id " DB_W32 "ELSE 0 END, "
+	    "last_visit_us = GREATEST(COALESCE(last_visit_us, 0), "
+	    "CASE id " DB_W32 "ELSE 0 END) WHERE id IN (" DB_Q32 ")" },
 };
 
 /* One server of db_host's list. */
@@ -170,6 +220,11 @@ struct db_row {
 	char		 value[URL_MAX + 1];
 	unsigned long	 valuelen;
 	int64_t		 created_us;
+	int64_t		 updated_us;
+	int64_t		 visits;
+	int64_t		 last_visit_us;
+	int64_t		 expires_us;
+	int64_t		 max_visits;
 };
 
 static int64_t
@@ -730,6 +785,30 @@ db_bind_i64(MYSQL_BIND *b, int64_t *v)
 	b->buffer_length = sizeof(*v);
 }
 
+/* A BIGINT that is NULL when *v is 0 (never, none, no limit). */
+static void
+db_bind_i64_or_null(MYSQL_BIND *b, int64_t *v)
+{
+	db_bind_i64(b, v);
+	if (*v == 0)
+		b->buffer_type = MYSQL_TYPE_NULL;
+}
+
+/* urls.value_hash: SHA-256 of the value's bytes, which is what
+ * UNHEX(SHA2(value, 256)) gives for the rows the upgrade fills. */
+static int
+db_value_hash(const char *value, size_t len, unsigned char out[DB_HASH_LEN])
+{
+	unsigned int	 n = 0;
+
+	if (EVP_Digest(value, len, out, &n, EVP_sha256(), NULL) != 1 ||
+	    n != DB_HASH_LEN) {
+		log_warnx("db: SHA-256 failed");
+		return -1;
+	}
+	return 0;
+}
+
 /* A string result: size bytes at buf, one kept for the NUL. */
 static void
 db_bind_out(MYSQL_BIND *b, char *buf, size_t size, unsigned long *len)
@@ -828,8 +907,8 @@ db_check_schema(struct db *db, char *err, size_t errlen)
 	if (db_exec(db, DBS_SCHEMA_VERSION, NULL, &s) != DB_OK) {
 		if (db->last_errno == DB_ER_NO_SUCH_TABLE)
 			snprintf(err, errlen, "database %s has no "
-			    "shortd_schema table: apply sql/schema.sql",
-			    db->cfg->db_name);
+			    "shortd_schema table: apply sql/schema.sql "
+			    "(installed in share/shortd/)", db->cfg->db_name);
 		else
 			snprintf(err, errlen, "database unavailable: %s",
 			    db->errmsg);
@@ -843,9 +922,11 @@ db_check_schema(struct db *db, char *err, size_t errlen)
 		return -1;
 	}
 	if (v < SHORTD_SCHEMA_VERSION) {
-		snprintf(err, errlen, "database schema version %lld, shortd "
-		    "needs %d: apply sql/schema.sql", (long long)v,
-		    SHORTD_SCHEMA_VERSION);
+		snprintf(err, errlen, "database %s has schema version %lld, "
+		    "shortd needs %d: apply sql/schema.sql (installed in "
+		    "share/shortd/), which upgrades it in place, e.g. "
+		    "mariadb %s < schema.sql", db->cfg->db_name, (long long)v,
+		    SHORTD_SCHEMA_VERSION, db->cfg->db_name);
 		return -1;
 	}
 	if (v > SHORTD_SCHEMA_VERSION) {
@@ -955,8 +1036,17 @@ enum db_status
 db_url_insert(struct db *db, const char *id, const char *owner,
     const char *value, size_t len, int64_t now_us)
 {
-	MYSQL_BIND	 p[5];
+	return db_url_insert_limited(db, id, owner, value, len, now_us, 0, 0);
+}
+
+enum db_status
+db_url_insert_limited(struct db *db, const char *id, const char *owner,
+    const char *value, size_t len, int64_t now_us, int64_t expires_us,
+    int64_t max_visits)
+{
+	MYSQL_BIND	 p[8];
 	MYSQL_STMT	*s;
+	unsigned char	 hash[DB_HASH_LEN];
 	enum db_status	 st;
 
 	if (!db_key_ok(id, DB_KEY_MAX)) {
@@ -965,22 +1055,201 @@ db_url_insert(struct db *db, const char *id, const char *owner,
 	}
 	if (!db_key_ok(owner, DB_KEY_MAX))
 		return DB_NOTFOUND;
+	if (db_value_hash(value, len, hash) == -1)
+		return DB_UNAVAILABLE;
 	db_bind_str(&p[0], id, strlen(id));
 	db_bind_str(&p[1], owner, strlen(owner));
 	db_bind_str(&p[2], value, len);
-	db_bind_i64(&p[3], &now_us);
+	db_bind_str(&p[3], (const char *)hash, sizeof(hash));
 	db_bind_i64(&p[4], &now_us);
+	db_bind_i64(&p[5], &now_us);
+	db_bind_i64_or_null(&p[6], &expires_us);
+	db_bind_i64_or_null(&p[7], &max_visits);
 	if ((st = db_exec(db, DBS_URL_INSERT, p, &s)) != DB_OK)
 		return st;
 	db_done(s);
 	return DB_OK;
 }
 
+enum db_status
+db_url_find(struct db *db, const char *owner, const char *value, size_t len,
+    char id[ID_MAX + 1])
+{
+	MYSQL_BIND	 p[3], r[1];
+	MYSQL_STMT	*s;
+	unsigned char	 hash[DB_HASH_LEN];
+	char		 got[ID_MAX + 1];
+	unsigned long	 gotlen = 0;
+	enum db_status	 st;
+
+	if (!db_key_ok(owner, DB_KEY_MAX))
+		return DB_NOTFOUND;
+	if (db_value_hash(value, len, hash) == -1)
+		return DB_UNAVAILABLE;
+	db_bind_str(&p[0], owner, strlen(owner));
+	db_bind_str(&p[1], (const char *)hash, sizeof(hash));
+	db_bind_str(&p[2], value, len);
+	if ((st = db_exec(db, DBS_URL_FIND, p, &s)) != DB_OK)
+		return st;
+	db_bind_out(&r[0], got, sizeof(got), &gotlen);
+	switch (db_fetch(DBS_URL_FIND, s, r, 1)) {
+	case 0:
+		st = DB_NOTFOUND;
+		break;
+	case 1:
+		if (db_terminate(got, sizeof(got), gotlen) == -1) {
+			st = DB_UNAVAILABLE;
+			break;
+		}
+		memcpy(id, got, (size_t)gotlen + 1);
+		break;
+	default:
+		st = DB_UNAVAILABLE;
+		break;
+	}
+	db_done(s);
+	return st;
+}
+
+enum db_status
+db_url_hit(struct db *db, const char *id, int64_t now_us)
+{
+	MYSQL_BIND	 p[3];
+	MYSQL_STMT	*s;
+	enum db_status	 st;
+
+	if (!db_key_ok(id, ID_MAX))
+		return DB_NOTFOUND;
+	db_bind_i64(&p[0], &now_us);
+	db_bind_str(&p[1], id, strlen(id));
+	db_bind_i64(&p[2], &now_us);
+	if ((st = db_exec(db, DBS_URL_HIT, p, &s)) != DB_OK)
+		return st;
+	if (mysql_stmt_affected_rows(s) == 0)
+		st = DB_NOTFOUND;
+	db_done(s);
+	return st;
+}
+
+/* Bind one statement's worth (up to DB_VISITS_BATCH) of v: (id, count)
+ * per place, (id, last_us) per place, then the ids of the IN list, in
+ * the order of the SQL.  Unused places get the empty id. */
+static void
+db_bind_visits(MYSQL_BIND *p, const struct db_visits *v, size_t n,
+    int64_t *count, int64_t *last)
+{
+	size_t		 k, b = DB_VISITS_BATCH;
+
+	for (k = 0; k < b; k++) {
+		const char *id = k < n && db_key_ok(v[k].id, ID_MAX) ?
+		    v[k].id : "";
+
+		count[k] = k < n ? v[k].count : 0;
+		last[k] = k < n ? v[k].last_us : 0;
+		db_bind_str(&p[2 * k], id, strlen(id));
+		db_bind_i64(&p[2 * k + 1], &count[k]);
+		db_bind_str(&p[2 * b + 2 * k], id, strlen(id));
+		db_bind_i64(&p[2 * b + 2 * k + 1], &last[k]);
+		db_bind_str(&p[4 * b + k], id, strlen(id));
+	}
+}
+
+/*
+ * One try at the whole of v in one transaction.  *retry is set when
+ * nothing was applied and trying again may work: a deadlock or a
+ * certification conflict (which roll the transaction back), a stale
+ * statement, a connection lost before COMMIT.
+ */
+static enum db_status
+db_visits_txn(struct db *db, const struct db_visits *v, size_t n,
+    MYSQL_BIND *p, int *retry)
+{
+	MYSQL_STMT	*s;
+	int64_t		 count[DB_VISITS_BATCH], last[DB_VISITS_BATCH];
+	enum db_errclass c;
+	unsigned int	 err = 0;
+	size_t		 k, m;
+	int		 executed, committing = 0;
+
+	*retry = 0;
+	db_check_link(db, 1);
+	if (db_ensure(db) != DB_OK)
+		return DB_UNAVAILABLE;
+	if (mysql_autocommit(db->mysql, 0) != 0) {
+		err = mysql_errno(db->mysql);
+		db_seterr(db, err, mysql_error(db->mysql));
+		goto fail;
+	}
+	for (k = 0; k < n; k += m) {
+		m = n - k < DB_VISITS_BATCH ? n - k : DB_VISITS_BATCH;
+		db_bind_visits(p, v + k, m, count, last);
+		if ((err = db_try(db, DBS_URL_ADD_VISITS, p, &s,
+		    &executed)) != 0)
+			goto fail;
+		db_done(s);
+	}
+	committing = 1;
+	if (mysql_commit(db->mysql) != 0 ||
+	    mysql_autocommit(db->mysql, 1) != 0) {
+		err = mysql_errno(db->mysql);
+		db_seterr(db, err, mysql_error(db->mysql));
+		goto fail;
+	}
+	return DB_OK;
+fail:
+	if ((c = db_classify(err)) == DBE_LOST) {
+		/* The server rolls back what was not committed; what was
+		 * being committed may or may not be. */
+		db_disconnect(db);
+		*retry = !committing;
+	} else {
+		if (c == DBE_STALE)
+			db_close_stmt(db, DBS_URL_ADD_VISITS);
+		*retry = c == DBE_LOCK || c == DBE_STALE;
+		if (mysql_rollback(db->mysql) != 0 ||
+		    mysql_autocommit(db->mysql, 1) != 0)
+			db_disconnect(db);
+	}
+	log_info("db: url add visits: %s (%u)%s", db->errmsg, err,
+	    *retry ? ", retrying" : "");
+	return DB_UNAVAILABLE;
+}
+
+/*
+ * Add counted visits of n links (any number) in one transaction: one
+ * commit, so one log flush, however many links; all or nothing.  v must
+ * be sorted by id: every worker then locks rows in the same order and
+ * two flushes never deadlock each other.  A try that applied nothing
+ * is repeated once.
+ */
+enum db_status
+db_url_add_visits(struct db *db, const struct db_visits *v, size_t n)
+{
+	MYSQL_BIND	*p;
+	enum db_status	 st = DB_OK;
+	int		 tries, retry = 0;
+
+	if (n == 0)
+		return DB_OK;
+	if ((p = calloc(5 * DB_VISITS_BATCH, sizeof(*p))) == NULL) {
+		log_warnx("db: url add visits: out of memory");
+		return DB_UNAVAILABLE;
+	}
+	for (tries = 0; tries < 2; tries++)
+		if ((st = db_visits_txn(db, v, n, p, &retry)) == DB_OK ||
+		    !retry)
+			break;
+	if (st != DB_OK)
+		log_warnx("db: url add visits: %s", db->errmsg);
+	free(p);
+	return st;
+}
+
 /* u is overwritten; on anything but DB_OK u->value is NULL. */
 enum db_status
 db_url_get(struct db *db, const char *id, struct db_url *u)
 {
-	MYSQL_BIND	 p[1], r[3];
+	MYSQL_BIND	 p[1], r[8];
 	MYSQL_STMT	*s;
 	struct db_row	*row;
 	enum db_status	 st;
@@ -998,6 +1267,11 @@ db_url_get(struct db *db, const char *id, struct db_url *u)
 	db_bind_out(&r[0], row->owner, sizeof(row->owner), &row->ownerlen);
 	db_bind_out(&r[1], row->value, sizeof(row->value), &row->valuelen);
 	db_bind_i64(&r[2], &row->created_us);
+	db_bind_i64(&r[3], &row->updated_us);
+	db_bind_i64(&r[4], &row->visits);
+	db_bind_i64(&r[5], &row->last_visit_us);
+	db_bind_i64(&r[6], &row->expires_us);
+	db_bind_i64(&r[7], &row->max_visits);
 	switch (db_fetch(DBS_URL_GET, s, r, 1)) {
 	case 0:
 		st = DB_NOTFOUND;
@@ -1012,6 +1286,11 @@ db_url_get(struct db *db, const char *id, struct db_url *u)
 		memcpy(u->id, id, strlen(id) + 1);
 		memcpy(u->owner, row->owner, (size_t)row->ownerlen + 1);
 		u->created_us = row->created_us;
+		u->updated_us = row->updated_us;
+		u->visits = row->visits;
+		u->last_visit_us = row->last_visit_us;
+		u->expires_us = row->expires_us;
+		u->max_visits = row->max_visits;
 		break;
 	default:
 		st = DB_UNAVAILABLE;
@@ -1027,15 +1306,41 @@ enum db_status
 db_url_update(struct db *db, const char *id, const char *value, size_t len,
     int64_t now_us)
 {
-	MYSQL_BIND	 p[3];
+	struct db_url_change	 c;
+
+	memset(&c, 0, sizeof(c));
+	c.value = value;
+	c.len = len;
+	return db_url_change(db, id, &c, now_us);
+}
+
+enum db_status
+db_url_change(struct db *db, const char *id, const struct db_url_change *c,
+    int64_t now_us)
+{
+	MYSQL_BIND	 p[10];
 	MYSQL_STMT	*s;
+	unsigned char	 hash[DB_HASH_LEN];
+	int64_t		 set_value = c->value != NULL, set_exp = c->set_expires,
+			 set_max = c->set_max_visits, expires = c->expires_us,
+			 max = c->max_visits;
 	enum db_status	 st;
 
 	if (!db_key_ok(id, ID_MAX))
 		return DB_NOTFOUND;
-	db_bind_str(&p[0], value, len);
-	db_bind_i64(&p[1], &now_us);
-	db_bind_str(&p[2], id, strlen(id));
+	memset(hash, 0, sizeof(hash));
+	if (set_value && db_value_hash(c->value, c->len, hash) == -1)
+		return DB_UNAVAILABLE;
+	db_bind_i64(&p[0], &set_value);
+	db_bind_str(&p[1], set_value ? c->value : "", set_value ? c->len : 0);
+	db_bind_i64(&p[2], &set_value);
+	db_bind_str(&p[3], (const char *)hash, sizeof(hash));
+	db_bind_i64(&p[4], &set_exp);
+	db_bind_i64_or_null(&p[5], &expires);
+	db_bind_i64(&p[6], &set_max);
+	db_bind_i64_or_null(&p[7], &max);
+	db_bind_i64(&p[8], &now_us);
+	db_bind_str(&p[9], id, strlen(id));
 	if ((st = db_exec(db, DBS_URL_UPDATE, p, &s)) != DB_OK)
 		return st;
 	if (mysql_stmt_affected_rows(s) == 0)
@@ -1101,6 +1406,9 @@ db_list_rows(enum db_stmt st, MYSQL_STMT *s, MYSQL_BIND *r,
 		memcpy(u->id, row->id, (size_t)row->idlen + 1);
 		snprintf(u->owner, sizeof(u->owner), "%s", owner);
 		u->created_us = row->created_us;
+		u->visits = row->visits;
+		u->expires_us = row->expires_us;
+		u->max_visits = row->max_visits;
 		(*n)++;
 	}
 	if (*n < max && got == -1)
@@ -1116,7 +1424,7 @@ enum db_status
 db_url_list(struct db *db, const char *owner, int64_t after_us,
     const char *after_id, struct db_url *items, size_t max, size_t *n)
 {
-	MYSQL_BIND	 p[5], r[3];
+	MYSQL_BIND	 p[5], r[6];
 	MYSQL_STMT	*s;
 	struct db_row	*row;
 	enum db_stmt	 which;
@@ -1151,6 +1459,9 @@ db_url_list(struct db *db, const char *owner, int64_t after_us,
 	db_bind_out(&r[0], row->id, sizeof(row->id), &row->idlen);
 	db_bind_out(&r[1], row->value, sizeof(row->value), &row->valuelen);
 	db_bind_i64(&r[2], &row->created_us);
+	db_bind_i64(&r[3], &row->visits);
+	db_bind_i64(&r[4], &row->expires_us);
+	db_bind_i64(&r[5], &row->max_visits);
 	if (db_list_rows(which, s, r, row, owner, items, max, n) == -1)
 		st = DB_UNAVAILABLE;
 	db_done(s);

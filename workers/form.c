@@ -80,6 +80,41 @@ form_match(struct field *f, size_t n, const char *key, size_t keylen)
 }
 
 /*
+ * A form carries text only: an integer field takes decimal digits, a
+ * boolean true/false (or 1/0), and a nullable field an empty value as
+ * null.
+ */
+static enum body_status
+form_typed(struct field *m, const char *val, size_t len, char *err,
+    size_t errlen)
+{
+	if (m->nullable && len == 0)
+		m->is_null = 1;
+	else if (m->type == FIELD_INT) {
+		if (field_parse_int(val, len, &m->num) == -1) {
+			form_err(err, errlen, "field '%s' must be an integer",
+			    m->names[0]);
+			return BODY_INVALID;
+		}
+	} else if (m->type == FIELD_BOOL) {
+		if (strcmp(val, "true") == 0 || strcmp(val, "1") == 0)
+			m->num = 1;
+		else if (strcmp(val, "false") == 0 || strcmp(val, "0") == 0)
+			m->num = 0;
+		else {
+			form_err(err, errlen, "field '%s' must be true or "
+			    "false", m->names[0]);
+			return BODY_INVALID;
+		}
+	} else {
+		form_err(err, errlen, "field '%s' must be text", m->names[0]);
+		return BODY_INVALID;
+	}
+	m->present = 1;
+	return BODY_OK;
+}
+
+/*
  * One "key=value" pair s[0, len).  The value of a wanted key is decoded
  * into a malloc'd copy owned by its field.
  */
@@ -124,6 +159,10 @@ form_pair(const char *s, size_t len, struct field *f, size_t n,
 		st = BODY_INVALID;
 		goto out;
 	}
+	if (m->type != FIELD_STRING || (m->nullable && vl == 0)) {
+		st = form_typed(m, val, (size_t)vl, err, errlen);
+		goto out;
+	}
 	m->value = val;
 	m->len = (size_t)vl;
 	m->present = 1;
@@ -146,6 +185,8 @@ form_parse_fields(const char *s, size_t len, struct field *f, size_t n,
 		f[i].value = NULL;
 		f[i].len = 0;
 		f[i].present = 0;
+		f[i].is_null = 0;
+		f[i].num = 0;
 	}
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';

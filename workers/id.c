@@ -3,7 +3,7 @@
  *
  * Ids are ID_LEN characters of base62 drawn from getrandom(2).  Words
  * the site needs for itself (users, metrics, health, ...) are never
- * handed out; the same list will guard custom aliases.
+ * handed out, and custom aliases may not take them either.
  *
  * Pure: no logging, no global mutable state.
  */
@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -119,6 +120,32 @@ id_valid(const char *s, size_t len)
 		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
 			return 0;
 	return 1;
+}
+
+/*
+ * A custom alias asked for on POST /: the characters of an id, at
+ * least ALIAS_MIN of them (shorter ones would be easy to guess and to
+ * squat), not starting with '_' or '-' (they read as flags and
+ * separators), and never a word the site keeps for itself.
+ */
+int
+id_alias_check(const char *s, size_t len, char *err, size_t errlen)
+{
+	const char	*why = NULL;
+
+	if (s == NULL || len < ALIAS_MIN || len > ID_MAX)
+		why = "id must be 3 to 64 characters long";
+	else if (!id_valid(s, len))
+		why = "id may only contain A-Z, a-z, 0-9, '_' and '-'";
+	else if (s[0] == '_' || s[0] == '-')
+		why = "id must not start with '_' or '-'";
+	else if (id_reserved(s, len))
+		why = "this id is a reserved word";
+	if (why == NULL)
+		return 0;
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "%s", why);
+	return -1;
 }
 
 int

@@ -12,6 +12,7 @@
  */
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,6 +326,8 @@ json_fields_reset(struct field *f, size_t n)
 		f[i].value = NULL;
 		f[i].len = 0;
 		f[i].present = 0;
+		f[i].is_null = 0;
+		f[i].num = 0;
 	}
 }
 
@@ -391,7 +394,80 @@ json_load(struct jdoc *d, char *err, size_t errlen)
 	return BODY_OK;
 }
 
-/* Store the string value token v into field f. */
+int
+field_parse_int(const char *s, size_t len, int64_t *v)
+{
+	size_t		 i = 0;
+	uint64_t	 acc = 0, lim;
+	int		 neg = 0;
+
+	if (len > 0 && s[0] == '-') {
+		neg = 1;
+		i++;
+	}
+	if (i >= len || (s[i] == '0' && len - i > 1))
+		return -1;
+	lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	for (; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		if (acc > (lim - (uint64_t)(s[i] - '0')) / 10)
+			return -1;
+		acc = acc * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (neg)
+		*v = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN :
+		    -(int64_t)acc;
+	else
+		*v = (int64_t)acc;
+	return 0;
+}
+
+static const char *
+json_type_name(enum field_type t)
+{
+	switch (t) {
+	case FIELD_INT:
+		return "an integer";
+	case FIELD_BOOL:
+		return "true or false";
+	default:
+		return "a string";
+	}
+}
+
+/* A primitive token (already checked by json_load()) for an integer
+ * or boolean field. */
+static enum body_status
+json_take_primitive(const struct jdoc *d, const jsmntok_t *v,
+    struct field *f, char *err, size_t errlen)
+{
+	const char	*s = d->js + v->start;
+	size_t		 len = (size_t)(v->end - v->start);
+
+	if (f->type == FIELD_BOOL && len == 4 && memcmp(s, "true", 4) == 0)
+		f->num = 1;
+	else if (f->type == FIELD_BOOL && len == 5 &&
+	    memcmp(s, "false", 5) == 0)
+		f->num = 0;
+	else if (f->type == FIELD_INT && len > 0 && s[0] != 't' &&
+	    s[0] != 'f' && s[0] != 'n') {
+		if (field_parse_int(s, len, &f->num) == -1) {
+			json_err(err, errlen, "field '%s' must be an integer "
+			    "(no fraction or exponent) that fits 64 bits",
+			    f->names[0]);
+			return BODY_INVALID;
+		}
+	} else {
+		json_err(err, errlen, "field '%s' must be %s", f->names[0],
+		    json_type_name(f->type));
+		return BODY_INVALID;
+	}
+	f->present = 1;
+	return BODY_OK;
+}
+
+/* Store the value token v into field f, as f->type wants it. */
 static enum body_status
 json_take(const struct jdoc *d, const jsmntok_t *v, struct field *f,
     char *err, size_t errlen)
@@ -402,6 +478,25 @@ json_take(const struct jdoc *d, const jsmntok_t *v, struct field *f,
 	if (f->present) {
 		json_err(err, errlen, "duplicate field '%s'", f->names[0]);
 		return BODY_INVALID;
+	}
+	if (v->type == JSMN_PRIMITIVE && v->end - v->start == 4 &&
+	    memcmp(d->js + v->start, "null", 4) == 0) {
+		if (!f->nullable) {
+			json_err(err, errlen, "field '%s' must be %s",
+			    f->names[0], json_type_name(f->type));
+			return BODY_INVALID;
+		}
+		f->present = 1;
+		f->is_null = 1;
+		return BODY_OK;
+	}
+	if (f->type != FIELD_STRING) {
+		if (v->type != JSMN_PRIMITIVE) {
+			json_err(err, errlen, "field '%s' must be %s",
+			    f->names[0], json_type_name(f->type));
+			return BODY_INVALID;
+		}
+		return json_take_primitive(d, v, f, err, errlen);
 	}
 	if (v->type != JSMN_STRING) {
 		json_err(err, errlen, "field '%s' must be a string",

@@ -146,8 +146,19 @@ void
 response_json(struct response *r, int status, const char *json)
 {
 	r->status = status;
+	r->content_type = NULL;
 	buf_reset(&r->body);
 	buf_puts(&r->body, json);
+}
+
+void
+response_body(struct response *r, int status, const char *content_type,
+    const void *body, size_t len)
+{
+	r->status = status;
+	r->content_type = content_type;
+	buf_reset(&r->body);
+	buf_add(&r->body, body, len);
 }
 
 void
@@ -155,6 +166,7 @@ response_error(struct response *r, int status, const char *detail,
     const char *message)
 {
 	r->status = status;
+	r->content_type = NULL;
 	buf_reset(&r->body);
 	buf_puts(&r->body, "{\"detail\":");
 	json_put_str(&r->body, detail, strlen(detail));
@@ -186,6 +198,7 @@ http_reason(int status)
 	case 201: return "Created";
 	case 204: return "No Content";
 	case 301: return "Moved Permanently";
+	case 304: return "Not Modified";
 	case 302: return "Found";
 	case 307: return "Temporary Redirect";
 	case 308: return "Permanent Redirect";

@@ -1,8 +1,18 @@
 /*
  * shortener.c — the routes nginx sends to the shortener pool ("/").
  *
- *	/	GET, HEAD (list), POST (create), DELETE (delete all)	🔒
- *	/<id>	GET, HEAD (redirect, public), PUT, DELETE		🔒 but GET
+ *	/		GET, HEAD (list), POST (create), DELETE (all)	🔒
+ *	/<id>		GET, HEAD (redirect, public), PUT, DELETE	🔒 but GET
+ *	/<id>/stats	GET, HEAD (visit counts)			🔒
+ *	/<id>/qr	GET, HEAD (SVG QR code of the short URL, public)
+ *
+ * The link features (custom ids, expiry, visit limits, reuse, stats,
+ * QR codes) are additive: a request in the classic contract's shape
+ * gets the classic answer, byte for byte; the extra response keys
+ * appear when a request uses an extra field (or, for short_url, when
+ * public_url is configured).  Visits are counted in memory and flushed
+ * in batches by visits.c, except for links with a visit limit, which
+ * are counted one by one in the database so the limit holds.
  *
  * Order of checks, as the contract fixes it: an unknown path is 404, an
  * unsupported method 405 (with Allow), then the token (403) for the
@@ -22,6 +32,11 @@
 
 #define ALLOW_COLLECTION	"GET, HEAD, POST, DELETE"
 #define ALLOW_ITEM		"GET, HEAD, PUT, DELETE"
+#define ALLOW_SUB		"GET, HEAD"
+#define BASE_MAX		600	/* scheme://host[:port][/path] */
+#define EXPIRES_IN_MAX		(100LL * 366 * 86400)	/* s */
+#define MAX_VISITS_MAX		9007199254740991LL	/* 2^53 - 1 */
+#define QR_RENDER		"qr1"	/* bump when qr.c draws anew */
 #define INSERT_RETRIES		5	/* new ids after a collision */
 #define CURSOR_RAW_MAX		(20 + 1 + ID_MAX)	/* "<us>.<id>" */
 #define CURSOR_MAX		(CURSOR_RAW_MAX / 3 * 4 + 8)
@@ -29,12 +44,24 @@
 static int	 short_init(struct worker_ctx *);
 static void	 short_handle(struct worker_ctx *, const struct request *,
 		    struct response *);
+static int	 short_tick(struct worker_ctx *);
+static void	 short_fini(struct worker_ctx *);
 
 const struct service shortener_service = {
 	"shortener",
 	short_init,
 	short_handle,
-	0			/* uses the database */
+	0,			/* uses the database */
+	short_tick,
+	short_fini
+};
+
+/* A link's expiry and visit limit as a request sets them. */
+struct short_limits {
+	int	 set_expires;
+	int64_t	 expires_us;	/* 0: never */
+	int	 set_max_visits;
+	int64_t	 max_visits;	/* 0: no limit */
 };
 
 static int64_t
@@ -44,6 +71,15 @@ short_now_us(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+short_mono_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void
@@ -135,19 +171,18 @@ short_token(const struct worker_ctx *ctx, const struct request *req,
 }
 
 /*
- * Read and validate the URL field of a body (names: canonical first,
- * then aliases).  0, or -1 with the 400 (or 503) already in resp.  On
- * 0 the caller owns f->value (fields_free()).
+ * Read a body into n fields.  0, or -1 with the 400 (or 503) already
+ * in resp.  On 0 the caller owns the fields (fields_free()).
  */
 static int
-short_body_url(const struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, struct field *f)
+short_body(const struct worker_ctx *ctx, const struct request *req,
+    struct response *resp, struct field *f, size_t n)
 {
 	char			 err[256];
 	enum body_status	 bs;
 
 	err[0] = '\0';
-	if ((bs = body_parse(req, f, 1, err, sizeof(err))) != BODY_OK) {
+	if ((bs = body_parse(req, f, n, err, sizeof(err))) != BODY_OK) {
 		if (bs == BODY_NOMEM)
 			response_unavailable(resp, ctx->cfg->db_retry_after);
 		else
@@ -155,6 +190,16 @@ short_body_url(const struct worker_ctx *ctx, const struct request *req,
 			    err[0] != '\0' ? err : "malformed body");
 		return -1;
 	}
+	return 0;
+}
+
+/* 0 if the URL field f holds an acceptable target, else -1 with the
+ * 400 in resp. */
+static int
+short_url_ok(struct response *resp, const struct field *f)
+{
+	char	 err[256];
+
 	if (url_validate(f->value, f->len, err, sizeof(err)) == -1) {
 		response_error(resp, 400, "error", err);
 		return -1;
@@ -264,41 +309,286 @@ short_limit(const struct worker_ctx *ctx, const struct request *req,
 }
 
 /* ------------------------------------------------------------------ */
+/* link features: short_url, limits, state                             */
+/* ------------------------------------------------------------------ */
+
+/* A Host header we may put into a URL: a name or address, a port. */
+static int
+short_host_ok(const char *h)
+{
+	size_t	 i;
+
+	if (h == NULL || h[0] == '\0')
+		return 0;
+	for (i = 0; h[i] != '\0'; i++)
+		if (i >= 255 || !((h[i] >= 'a' && h[i] <= 'z') ||
+		    (h[i] >= 'A' && h[i] <= 'Z') ||
+		    (h[i] >= '0' && h[i] <= '9') || h[i] == '.' ||
+		    h[i] == '-' || h[i] == '_' || h[i] == ':' ||
+		    h[i] == '[' || h[i] == ']'))
+			return 0;
+	return 1;
+}
+
+/*
+ * The base short ids are appended to: public_url when configured,
+ * else the scheme and Host of the request (REQUEST_SCHEME or HTTPS,
+ * then HTTP_HOST, or SERVER_NAME and SERVER_PORT).  The length, or -1
+ * when the request names no usable host.
+ */
+static int
+short_base(const struct worker_ctx *ctx, const struct request *req,
+    char *out, size_t outlen)
+{
+	const char	*scheme = "http", *v, *host, *port;
+	int		 n;
+
+	if (ctx->cfg->public_url[0] != '\0')
+		n = snprintf(out, outlen, "%s", ctx->cfg->public_url);
+	else {
+		if ((v = request_param(req, "REQUEST_SCHEME")) != NULL &&
+		    (strcasecmp(v, "https") == 0 || strcasecmp(v, "http") == 0))
+			scheme = strcasecmp(v, "https") == 0 ? "https" : "http";
+		else if ((v = request_param(req, "HTTPS")) != NULL &&
+		    v[0] != '\0' && strcasecmp(v, "off") != 0)
+			scheme = "https";
+		host = request_param(req, "HTTP_HOST");
+		port = NULL;
+		if (!short_host_ok(host)) {
+			host = request_param(req, "SERVER_NAME");
+			port = request_param(req, "SERVER_PORT");
+			if (!short_host_ok(host))
+				return -1;
+			if (port != NULL && (!short_host_ok(port) ||
+			    strcmp(port, strcmp(scheme, "https") == 0 ?
+			    "443" : "80") == 0))
+				port = NULL;
+		}
+		n = snprintf(out, outlen, "%s://%s%s%s", scheme, host,
+		    port != NULL ? ":" : "", port != NULL ? port : "");
+	}
+	return n < 0 || (size_t)n >= outlen ? -1 : n;
+}
+
+/* Append a time as an RFC 3339 string, 0 as null. */
+static void
+short_put_time(struct buf *b, int64_t us)
+{
+	char	 t[RFC3339_MAX];
+	int	 n;
+
+	if (us == 0 || (n = rfc3339_format(us, t, sizeof(t))) < 0)
+		buf_puts(b, "null");
+	else
+		json_put_str(b, t, (size_t)n);
+}
+
+static void
+short_put_count(struct buf *b, int64_t v)
+{
+	if (v == 0)
+		buf_puts(b, "null");
+	else
+		buf_printf(b, "%lld", (long long)v);
+}
+
+/* 1 if the link answers 410 at now_us. */
+static int
+short_expired(const struct db_url *u, int64_t now_us)
+{
+	return (u->expires_us != 0 && u->expires_us <= now_us) ||
+	    (u->max_visits != 0 && u->visits >= u->max_visits);
+}
+
+/* ,"expires_at":...,"max_visits":...,"state":"active"|"expired" */
+static void
+short_put_limits(struct buf *b, const struct db_url *u, int64_t now_us)
+{
+	buf_puts(b, ",\"expires_at\":");
+	short_put_time(b, u->expires_us);
+	buf_puts(b, ",\"max_visits\":");
+	short_put_count(b, u->max_visits);
+	buf_puts(b, short_expired(u, now_us) ? ",\"state\":\"expired\"" :
+	    ",\"state\":\"active\"");
+}
+
+/*
+ * expires_at (RFC 3339), expires_in (seconds from now) and max_visits
+ * of a body into lim; null clears a limit.  A new link may not expire
+ * in the past; an existing one may (that expires it now).  0, or -1
+ * with the 400 in resp.
+ */
+static int
+short_limits(struct response *resp, const struct field *at,
+    const struct field *in, const struct field *max, int64_t now_us,
+    int creating, struct short_limits *lim)
+{
+	const char	*why = NULL;
+	int64_t		 t;
+
+	memset(lim, 0, sizeof(*lim));
+	if (at->present && in->present)
+		why = "give expires_at or expires_in, not both";
+	else if (at->present) {
+		lim->set_expires = 1;
+		if (at->is_null)
+			;
+		else if (rfc3339_parse(at->value, at->len, &t) == -1)
+			why = "expires_at must be an RFC 3339 date-time, "
+			    "e.g. 2030-01-31T12:00:00Z";
+		else if (creating && t <= now_us)
+			why = "expires_at is in the past";
+		else
+			lim->expires_us = t;
+	} else if (in->present) {
+		lim->set_expires = 1;
+		if (in->is_null)
+			;
+		else if (in->num < 1 || in->num > EXPIRES_IN_MAX)
+			why = "expires_in must be a number of seconds from 1 "
+			    "to 3162240000 (100 years)";
+		else
+			lim->expires_us = now_us + in->num * 1000000;
+	}
+	if (why == NULL && max->present) {
+		lim->set_max_visits = 1;
+		if (max->is_null)
+			;
+		else if (max->num < 1 || max->num > MAX_VISITS_MAX)
+			why = "max_visits must be an integer from 1 to "
+			    "9007199254740991";
+		else
+			lim->max_visits = max->num;
+	}
+	if (why == NULL)
+		return 0;
+	response_error(resp, 400, "error", why);
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
 /* the collection: /                                                   */
 /* ------------------------------------------------------------------ */
 
-/* POST / — a new short link owned by the token's user. */
+/* The fields of POST /, in this order. */
+enum { CF_VALUE, CF_ID, CF_REUSE, CF_EXPIRES_AT, CF_EXPIRES_IN,
+    CF_MAX_VISITS, CF_COUNT };
+
+/*
+ * The answer to a create: {"id"} in the classic shape, else also
+ * short_url (when a base is known) and the limits.
+ */
+static void
+short_created(struct worker_ctx *ctx, const struct request *req,
+    struct response *resp, int status, const char *id, int extended,
+    const struct short_limits *lim)
+{
+	struct buf	 b;
+	char		 base[BASE_MAX];
+
+	buf_init(&b);
+	buf_puts(&b, "{\"id\":");
+	json_put_str(&b, id, strlen(id));
+	if (extended) {
+		if (short_base(ctx, req, base, sizeof(base)) >= 0) {
+			buf_puts(&b, ",\"short_url\":\"");
+			/* Both parts are plain ASCII without quotes. */
+			buf_printf(&b, "%s/%s\"", base, id);
+		}
+		buf_puts(&b, ",\"expires_at\":");
+		short_put_time(&b, lim->expires_us);
+		buf_puts(&b, ",\"max_visits\":");
+		short_put_count(&b, lim->max_visits);
+	}
+	buf_puts(&b, "}");
+	short_send(ctx, resp, status, &b);
+	buf_free(&b);
+}
+
+/*
+ * POST / — a new short link owned by the token's user: a random id,
+ * or the custom one asked for (409 when taken).  With "reuse": true
+ * the caller's existing link to the same URL, if there is one (200).
+ */
 static void
 short_create(struct worker_ctx *ctx, const struct request *req,
     struct response *resp, const struct jwt_claims *claims)
 {
-	struct field	 f[1] = { { { "value", NULL }, 1, NULL, 0, 0 } };
-	struct buf	 b;
-	char		 id[ID_LEN + 1];
-	enum db_status	 st = DB_UNAVAILABLE;
-	int		 tries;
+	struct field		 f[CF_COUNT] = {
+		[CF_VALUE] = { { "value", NULL }, 1 },
+		[CF_ID] = { { "id", NULL } },
+		[CF_REUSE] = { { "reuse", NULL }, .type = FIELD_BOOL },
+		[CF_EXPIRES_AT] = { { "expires_at", NULL }, .nullable = 1 },
+		[CF_EXPIRES_IN] = { { "expires_in", NULL },
+		    .type = FIELD_INT, .nullable = 1 },
+		[CF_MAX_VISITS] = { { "max_visits", NULL },
+		    .type = FIELD_INT, .nullable = 1 },
+	};
+	struct short_limits	 lim;
+	char			 id[ID_MAX + 1], err[128];
+	int64_t			 now_us = short_now_us();
+	enum db_status		 st = DB_UNAVAILABLE;
+	int			 tries, extended, i;
 
-	buf_init(&b);
-	if (short_body_url(ctx, req, resp, f) == -1)
+	if (short_body(ctx, req, resp, f, CF_COUNT) == -1 ||
+	    short_url_ok(resp, &f[CF_VALUE]) == -1)
 		goto out;
-	for (tries = 0; tries <= INSERT_RETRIES; tries++) {
+	extended = ctx->cfg->public_url[0] != '\0';
+	for (i = CF_ID; i < CF_COUNT; i++)
+		extended |= f[i].present;
+	if (f[CF_ID].present && id_alias_check(f[CF_ID].value,
+	    f[CF_ID].len, err, sizeof(err)) == -1) {
+		response_error(resp, 400, "error", err);
+		goto out;
+	}
+	if (short_limits(resp, &f[CF_EXPIRES_AT], &f[CF_EXPIRES_IN],
+	    &f[CF_MAX_VISITS], now_us, 1, &lim) == -1)
+		goto out;
+	if (f[CF_REUSE].present && f[CF_REUSE].num) {
+		if (f[CF_ID].present || lim.expires_us != 0 ||
+		    lim.max_visits != 0) {
+			response_error(resp, 400, "error", "reuse cannot be "
+			    "combined with id, expires_at, expires_in or "
+			    "max_visits");
+			goto out;
+		}
+		st = db_url_find(ctx->db, claims->sub, f[CF_VALUE].value,
+		    f[CF_VALUE].len, id);
+		if (st == DB_OK) {
+			short_created(ctx, req, resp, 200, id, 1, &lim);
+			goto out;
+		}
+		if (st != DB_NOTFOUND) {
+			response_unavailable(resp, ctx->cfg->db_retry_after);
+			goto out;
+		}
+	}
+	if (f[CF_ID].present) {
+		memcpy(id, f[CF_ID].value, f[CF_ID].len + 1);
+		st = db_url_insert_limited(ctx->db, id, claims->sub,
+		    f[CF_VALUE].value, f[CF_VALUE].len, now_us,
+		    lim.expires_us, lim.max_visits);
+		if (st == DB_DUPLICATE) {
+			response_error(resp, 409, "duplicate",
+			    "this id is already taken");
+			goto out;
+		}
+	} else for (tries = 0; tries <= INSERT_RETRIES; tries++) {
 		if (id_generate(id) == -1) {
 			log_warnx("#%llu: no randomness for a new id",
 			    (unsigned long long)req->rid);
 			st = DB_UNAVAILABLE;
 			break;
 		}
-		st = db_url_insert(ctx->db, id, claims->sub, f[0].value,
-		    f[0].len, short_now_us());
+		st = db_url_insert_limited(ctx->db, id, claims->sub,
+		    f[CF_VALUE].value, f[CF_VALUE].len, now_us,
+		    lim.expires_us, lim.max_visits);
 		if (st != DB_DUPLICATE)
 			break;
 	}
 	switch (st) {
 	case DB_OK:
-		buf_puts(&b, "{\"id\":");
-		json_put_str(&b, id, strlen(id));
-		buf_puts(&b, "}");
-		short_send(ctx, resp, 201, &b);
+		short_created(ctx, req, resp, 201, id, extended, &lim);
 		break;
 	case DB_NOTFOUND:	/* the foreign key: the user is gone */
 		response_error(resp, 403, "forbidden",
@@ -313,8 +603,7 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 		break;
 	}
 out:
-	fields_free(f, 1);
-	buf_free(&b);
+	fields_free(f, CF_COUNT);
 }
 
 /* GET / — the caller's links, newest first, a page at a time.  One row
@@ -327,7 +616,7 @@ short_list(struct worker_ctx *ctx, const struct request *req,
 	struct buf	 b;
 	char		 after[CURSOR_MAX + 2], id[ID_MAX + 1];
 	char		 cursor[CURSOR_MAX + 1];
-	int64_t		 after_us = 0;
+	int64_t		 after_us = 0, now_us;
 	size_t		 n = 0, i, shown;
 	long		 limit;
 	int		 alen;
@@ -355,12 +644,17 @@ short_list(struct worker_ctx *ctx, const struct request *req,
 	}
 
 	shown = n > (size_t)limit ? (size_t)limit : n;
+	now_us = short_now_us();
 	buf_puts(&b, "{\"items\":[");
 	for (i = 0; i < shown; i++) {
 		buf_puts(&b, i > 0 ? ",{\"id\":" : "{\"id\":");
 		json_put_str(&b, items[i].id, strlen(items[i].id));
 		buf_puts(&b, ",\"value\":");
 		json_put_str(&b, items[i].value, items[i].len);
+		/* A link with limits shows them and its state; others
+		 * keep the classic {"id","value"}. */
+		if (items[i].expires_us != 0 || items[i].max_visits != 0)
+			short_put_limits(&b, &items[i], now_us);
 		buf_puts(&b, "}");
 	}
 	buf_puts(&b, "],\"next\":");
@@ -440,9 +734,35 @@ short_header_safe(const char *v, size_t len)
 	return 1;
 }
 
+/*
+ * Count a GET of link u, at now_us.  A link with a visit limit is
+ * counted here and now, by a conditional UPDATE that fails once the
+ * limit is reached, whichever worker or host serves the visit: 0
+ * counted, 1 the limit was reached meanwhile (410), -1 the database
+ * failed (503).  Other links are counted in this worker's memory,
+ * flushed by short_tick(): no database write on this path.
+ */
+static int
+short_count(struct worker_ctx *ctx, const struct db_url *u, int64_t now_us)
+{
+	enum db_status	 st;
+
+	if (u->max_visits == 0) {
+		if (ctx->visits != NULL)
+			(void)visits_add(ctx->visits, u->id, now_us,
+			    short_mono_ms());
+		return 0;
+	}
+	if ((st = db_url_hit(ctx->db, u->id, now_us)) == DB_OK)
+		return 0;
+	return st == DB_NOTFOUND ? 1 : -1;
+}
+
 /* GET and HEAD /<id> — public.  The redirect status, Location and
  * Cache-Control come from the configuration; legacy_redirect answers
- * 301 with the body only, for clients that follow redirects. */
+ * 301 with the body only, for clients that follow redirects.  An
+ * expired link answers 410 and is not counted; HEAD is never counted
+ * (link checkers and previews must not use up a limited link). */
 static void
 short_redirect(struct worker_ctx *ctx, const struct request *req,
     struct response *resp, const char *id)
@@ -450,12 +770,25 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 	const struct config	*cfg = ctx->cfg;
 	struct db_url		 u;
 	struct buf		 b;
+	int64_t			 now_us;
 	enum db_status		 st;
+	int			 c = 0;
 
 	memset(&u, 0, sizeof(u));
 	buf_init(&b);
 	if ((st = db_url_get(ctx->db, id, &u)) != DB_OK) {
 		short_db_failed(ctx, resp, st);
+		goto out;
+	}
+	now_us = short_now_us();
+	if (short_expired(&u, now_us) || (strcmp(req->method, "GET") == 0 &&
+	    (c = short_count(ctx, &u, now_us)) == 1)) {
+		response_error(resp, 410, "expired",
+		    "this short URL has expired");
+		goto out;
+	}
+	if (c == -1) {
+		response_unavailable(resp, cfg->db_retry_after);
 		goto out;
 	}
 	if (!cfg->legacy_redirect && !short_header_safe(u.value, u.len)) {
@@ -474,8 +807,17 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 	short_send(ctx, resp, cfg->redirect_status, &b);
 	if (resp->status == cfg->redirect_status) {
 		response_header(resp, "Location", "%.*s", (int)u.len, u.value);
-		response_header(resp, "Cache-Control", "max-age=%d",
-		    cfg->redirect_max_age);
+		/* A browser must come back to a link that runs out of
+		 * visits, and must not keep one past its expiry. */
+		if (u.max_visits != 0)
+			response_header(resp, "Cache-Control", "no-store");
+		else if (u.expires_us != 0 && (u.expires_us - now_us) /
+		    1000000 < cfg->redirect_max_age)
+			response_header(resp, "Cache-Control", "max-age=%lld",
+			    (long long)((u.expires_us - now_us) / 1000000));
+		else
+			response_header(resp, "Cache-Control", "max-age=%d",
+			    cfg->redirect_max_age);
 	}
 out:
 	db_url_clear(&u);
@@ -504,36 +846,81 @@ short_owned(struct worker_ctx *ctx, struct response *resp, const char *id,
 	return 0;
 }
 
-/* PUT /<id> — point a link elsewhere: 404, then 403, then 400. */
+/* The fields of PUT /<id>, in this order. */
+enum { UF_URL, UF_EXPIRES_AT, UF_EXPIRES_IN, UF_MAX_VISITS, UF_COUNT };
+
+/*
+ * PUT /<id> — point a link elsewhere, or change its limits: 404, then
+ * 403, then 400.  The URL may be left out when a limit is given; a
+ * request that gives a limit gets the limits and state back as well.
+ */
 static void
 short_update(struct worker_ctx *ctx, const struct request *req,
     struct response *resp, const char *id, const struct jwt_claims *claims)
 {
-	struct field	 f[1] = { { { "url", "value", NULL }, 1, NULL, 0, 0 } };
-	struct db_url	 u;
-	struct buf	 b;
-	enum db_status	 st;
+	struct field		 f[UF_COUNT] = {
+		[UF_URL] = { { "url", "value", NULL } },
+		[UF_EXPIRES_AT] = { { "expires_at", NULL }, .nullable = 1 },
+		[UF_EXPIRES_IN] = { { "expires_in", NULL },
+		    .type = FIELD_INT, .nullable = 1 },
+		[UF_MAX_VISITS] = { { "max_visits", NULL },
+		    .type = FIELD_INT, .nullable = 1 },
+	};
+	struct db_url_change	 c;
+	struct short_limits	 lim;
+	struct db_url		 u;
+	struct buf		 b;
+	int64_t			 now_us = short_now_us();
+	enum db_status		 st;
+	int			 limits;
 
 	memset(&u, 0, sizeof(u));
+	memset(&c, 0, sizeof(c));
 	buf_init(&b);
-	if (short_owned(ctx, resp, id, claims, &u) == -1)
+	if (short_owned(ctx, resp, id, claims, &u) == -1 ||
+	    short_body(ctx, req, resp, f, UF_COUNT) == -1)
 		goto out;
-	if (short_body_url(ctx, req, resp, f) == -1)
+	limits = f[UF_EXPIRES_AT].present || f[UF_EXPIRES_IN].present ||
+	    f[UF_MAX_VISITS].present;
+	if (!f[UF_URL].present && !limits) {
+		response_error(resp, 400, "error", "missing field 'url'");
 		goto out;
-	if ((st = db_url_update(ctx->db, id, f[0].value, f[0].len,
-	    short_now_us())) != DB_OK) {
+	}
+	if ((f[UF_URL].present && short_url_ok(resp, &f[UF_URL]) == -1) ||
+	    short_limits(resp, &f[UF_EXPIRES_AT], &f[UF_EXPIRES_IN],
+	    &f[UF_MAX_VISITS], now_us, 0, &lim) == -1)
+		goto out;
+	if (f[UF_URL].present) {
+		c.value = f[UF_URL].value;
+		c.len = f[UF_URL].len;
+	}
+	c.set_expires = lim.set_expires;
+	c.expires_us = lim.expires_us;
+	c.set_max_visits = lim.set_max_visits;
+	c.max_visits = lim.max_visits;
+	if ((st = db_url_change(ctx->db, id, &c, now_us)) != DB_OK) {
 		short_db_failed(ctx, resp, st);
 		goto out;
 	}
 	buf_puts(&b, "{\"id\":");
 	json_put_str(&b, id, strlen(id));
 	buf_puts(&b, ",\"value\":");
-	json_put_str(&b, f[0].value, f[0].len);
+	if (c.value != NULL)
+		json_put_str(&b, c.value, c.len);
+	else
+		json_put_str(&b, u.value, u.len);
+	if (limits) {
+		if (c.set_expires)
+			u.expires_us = c.expires_us;
+		if (c.set_max_visits)
+			u.max_visits = c.max_visits;
+		short_put_limits(&b, &u, now_us);
+	}
 	buf_puts(&b, "}");
 	short_send(ctx, resp, 200, &b);
 out:
 	db_url_clear(&u);
-	fields_free(f, 1);
+	fields_free(f, UF_COUNT);
 	buf_free(&b);
 }
 
@@ -555,6 +942,122 @@ short_delete(struct worker_ctx *ctx, struct response *resp, const char *id,
 	response_no_content(resp, 204);
 out:
 	db_url_clear(&u);
+}
+
+/* GET /<id>/stats — the owner's view of a link: 403 (token), 404,
+ * 403 (owner).  visits lags the redirects by up to visits_flush_ms for
+ * links without a visit limit. */
+static void
+short_stats(struct worker_ctx *ctx, const struct request *req,
+    struct response *resp, const char *id)
+{
+	struct jwt_claims	 claims;
+	struct db_url		 u;
+	struct buf		 b;
+
+	memset(&u, 0, sizeof(u));
+	buf_init(&b);
+	if (short_token(ctx, req, resp, &claims) == -1 ||
+	    short_owned(ctx, resp, id, &claims, &u) == -1)
+		goto out;
+	buf_puts(&b, "{\"id\":");
+	json_put_str(&b, id, strlen(id));
+	buf_puts(&b, ",\"value\":");
+	json_put_str(&b, u.value, u.len);
+	buf_printf(&b, ",\"visits\":%lld", (long long)u.visits);
+	buf_puts(&b, ",\"created_at\":");
+	short_put_time(&b, u.created_us);
+	buf_puts(&b, ",\"updated_at\":");
+	short_put_time(&b, u.updated_us);
+	buf_puts(&b, ",\"last_visit_at\":");
+	short_put_time(&b, u.last_visit_us);
+	short_put_limits(&b, &u, short_now_us());
+	buf_puts(&b, "}");
+	short_send(ctx, resp, 200, &b);
+out:
+	db_url_clear(&u);
+	buf_free(&b);
+}
+
+/* A strong validator for the QR drawing: it depends only on the short
+ * URL and on how qr.c draws (QR_RENDER).  FNV-1a, 64 bits. */
+static void
+short_qr_etag(const char *text, char *out, size_t outlen)
+{
+	const char	*parts[2] = { QR_RENDER, text }, *p;
+	uint64_t	 h = 14695981039346656037ULL;
+	int		 i;
+
+	for (i = 0; i < 2; i++) {
+		for (p = parts[i]; *p != '\0'; p++) {
+			h ^= (unsigned char)*p;
+			h *= 1099511628211ULL;
+		}
+		h ^= 0xff;	/* a separator no text holds */
+		h *= 1099511628211ULL;
+	}
+	snprintf(out, outlen, "\"%s-%016llx\"", QR_RENDER,
+	    (unsigned long long)h);
+}
+
+/* 1 if If-None-Match names etag (or is "*"). */
+static int
+short_not_modified(const struct request *req, const char *etag)
+{
+	const char	*inm = request_param(req, "HTTP_IF_NONE_MATCH");
+
+	if (inm == NULL)
+		return 0;
+	inm += strspn(inm, " \t");
+	return strcmp(inm, "*") == 0 || strstr(inm, etag) != NULL;
+}
+
+/*
+ * GET /<id>/qr — public: an SVG QR code of the link's short URL, for
+ * any link that exists (404 otherwise).  The drawing only changes with
+ * the short URL, so it is cached (qr_max_age) and validated by ETag;
+ * when the base comes from the request's Host, caches must key on it.
+ */
+static void
+short_qr(struct worker_ctx *ctx, const struct request *req,
+    struct response *resp, const char *id)
+{
+	const struct config	*cfg = ctx->cfg;
+	struct db_url		 u;
+	struct buf		 svg;
+	char			 text[BASE_MAX + ID_MAX + 2], etag[48];
+	enum db_status		 st;
+	int			 n;
+
+	memset(&u, 0, sizeof(u));
+	buf_init(&svg);
+	if ((st = db_url_get(ctx->db, id, &u)) != DB_OK) {
+		short_db_failed(ctx, resp, st);
+		goto out;
+	}
+	if ((n = short_base(ctx, req, text, BASE_MAX)) < 0) {
+		response_error(resp, 400, "error", "the request names no "
+		    "host to build the short URL from (set public_url)");
+		goto out;
+	}
+	snprintf(text + n, sizeof(text) - (size_t)n, "/%s", id);
+	short_qr_etag(text, etag, sizeof(etag));
+	if (short_not_modified(req, etag))
+		response_no_content(resp, 304);
+	else if (qr_svg(text, strlen(text), &svg) == -1) {
+		response_unavailable(resp, cfg->db_retry_after);
+		goto out;
+	} else
+		response_body(resp, 200, "image/svg+xml", svg.data, svg.len);
+	response_header(resp, "ETag", "%s", etag);
+	response_header(resp, "Cache-Control", "public, max-age=%d",
+	    cfg->qr_max_age);
+	response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (cfg->public_url[0] == '\0')
+		response_header(resp, "Vary", "Host");
+out:
+	db_url_clear(&u);
+	buf_free(&svg);
 }
 
 static void
@@ -580,6 +1083,20 @@ short_item(struct worker_ctx *ctx, const struct request *req,
 		short_delete(ctx, resp, id, &claims);
 }
 
+/* /<id>/stats and /<id>/qr: GET and HEAD only. */
+static void
+short_sub(struct worker_ctx *ctx, const struct request *req,
+    struct response *resp, const char *id, const char *sub)
+{
+	if (strcmp(req->method, "GET") != 0 &&
+	    strcmp(req->method, "HEAD") != 0)
+		short_bad_method(resp, ALLOW_SUB);
+	else if (strcmp(sub, "stats") == 0)
+		short_stats(ctx, req, resp, id);
+	else
+		short_qr(ctx, req, resp, id);
+}
+
 /* ------------------------------------------------------------------ */
 /* entry points                                                        */
 /* ------------------------------------------------------------------ */
@@ -587,26 +1104,76 @@ short_item(struct worker_ctx *ctx, const struct request *req,
 static int
 short_init(struct worker_ctx *ctx)
 {
-	(void)ctx;
+	if (!ctx->cfg->count_visits)
+		return 0;
+	if ((ctx->visits = visits_new(ctx->cfg->visits_flush_ms)) == NULL) {
+		log_warnx("out of memory for visit counts");
+		return -1;
+	}
 	return 0;
 }
 
-/* "/" is the collection, "/<id>" an item, anything else is 404. */
+/* The worker loop's periodic hook: flush visit counts when due. */
+static int
+short_tick(struct worker_ctx *ctx)
+{
+	int64_t	 now;
+
+	if (ctx->visits == NULL)
+		return -1;
+	now = short_mono_ms();
+	if (visits_due(ctx->visits, now) == 0)
+		visits_flush(ctx->visits, ctx->db, now);
+	return visits_due(ctx->visits, short_mono_ms());
+}
+
+/* The worker is leaving: what it counted goes to the database. */
+static void
+short_fini(struct worker_ctx *ctx)
+{
+	if (ctx->visits == NULL)
+		return;
+	visits_flush(ctx->visits, ctx->db, short_mono_ms());
+	visits_free(ctx->visits);
+	ctx->visits = NULL;
+}
+
+/*
+ * "/" is the collection, "/<id>" an item, "/<id>/stats" and
+ * "/<id>/qr" its sub-routes; anything else is 404.
+ */
 static void
 short_handle(struct worker_ctx *ctx, const struct request *req,
     struct response *resp)
 {
-	char	 id[ID_MAX + 1];
+	char		 id[ID_MAX + 1];
+	const char	*p = req->path + 1, *slash;
+	size_t		 len = req->pathlen - 1, idlen;
 
 	if (req->pathlen == 1 && req->path[0] == '/')
 		short_collection(ctx, req, resp);
-	else if (req->pathlen >= 2 && req->path[0] == '/' &&
-	    id_valid(req->path + 1, req->pathlen - 1)) {
-		memcpy(id, req->path + 1, req->pathlen - 1);
-		id[req->pathlen - 1] = '\0';
-		short_item(ctx, req, resp, id);
-	} else
+	else if (req->pathlen < 2 || req->path[0] != '/')
 		short_not_found(resp, "no such path");
+	else if ((slash = memchr(p, '/', len)) == NULL) {
+		if (id_valid(p, len)) {
+			memcpy(id, p, len);
+			id[len] = '\0';
+			short_item(ctx, req, resp, id);
+		} else
+			short_not_found(resp, "no such path");
+	} else {
+		idlen = (size_t)(slash - p);
+		len -= idlen + 1;
+		if (id_valid(p, idlen) && ((len == 5 &&
+		    memcmp(slash + 1, "stats", 5) == 0) || (len == 2 &&
+		    memcmp(slash + 1, "qr", 2) == 0))) {
+			memcpy(id, p, idlen);
+			id[idlen] = '\0';
+			short_sub(ctx, req, resp, id, len == 2 ? "qr" :
+			    "stats");
+		} else
+			short_not_found(resp, "no such path");
+	}
 	if (strcmp(req->method, "HEAD") == 0)
 		resp->head_only = 1;
 }

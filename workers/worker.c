@@ -708,7 +708,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 	struct epoll_event	 evs[MAX_EVENTS];
 	struct worker		 w;
 	uint64_t		 max_requests = 0;
-	int			 i, n, timeout, pool;
+	int			 i, n, timeout, pool, t;
 
 	memset(&w, 0, sizeof(w));
 	w.cfg = cfg;
@@ -751,6 +751,10 @@ worker_main(const struct config *cfg, const struct service *svc,
 
 	while (!w.retiring || w.nconns > 0) {
 		timeout = worker_expire(&w);
+		/* The service's periodic work (visit counts). */
+		if (svc->tick != NULL && (t = svc->tick(&w.ctx)) >= 0 &&
+		    t < timeout)
+			timeout = t;
 		n = epoll_wait(w.epfd, evs, MAX_EVENTS, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
@@ -779,6 +783,8 @@ worker_main(const struct config *cfg, const struct service *svc,
 	for (struct conn *c = w.conns; c != NULL; c = c->next)
 		conn_close(&w, c);
 	conn_reap(&w);
+	if (svc->fini != NULL)
+		svc->fini(&w.ctx);
 	db_free(w.ctx.db);
 	close(w.epfd);
 	close(w.sfd);

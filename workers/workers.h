@@ -46,7 +46,8 @@ struct response {
 	struct buf	 headers;	/* "Name: value\r\n" lines */
 	struct buf	 body;
 	int		 head_only;	/* HEAD: headers only */
-	const char	*content_type;	/* NULL: application/json */
+	const char	*content_type;	/* NULL: application/json; else a
+					   static string (response_body) */
 };
 
 /* Fill r from a ready parser.  Returns 0, or an HTTP status (400) if
@@ -66,6 +67,11 @@ void	response_header(struct response *, const char *name,
 	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Set status and a JSON body (Content-Type: application/json). */
 void	response_json(struct response *, int status, const char *json);
+/* Set status and a body of another type (the few sub-routes that
+ * answer with something else than JSON, e.g. image/svg+xml).
+ * content_type must outlive the response (a string literal). */
+void	response_body(struct response *, int status,
+	    const char *content_type, const void *, size_t);
 /* {"detail": detail, "message": message} */
 void	response_error(struct response *, int status, const char *detail,
 	    const char *message);
@@ -82,14 +88,29 @@ const char *http_reason(int status);
 /* A field a handler wants from a body.  names[] are accepted spellings
  * (aliases), the first is the canonical one used in messages.  On
  * success value is malloc'd, NUL-terminated and owned by the field
- * (fields_free()); len excludes the NUL. */
+ * (fields_free()); len excludes the NUL.
+ *
+ * type and nullable were added after the string-only API; both are
+ * zero in an initialiser that does not name them, which keeps the old
+ * meaning (a string, null refused).  An integer or boolean field fills
+ * num (a boolean with 0 or 1) and leaves value NULL.  A nullable field
+ * given as JSON null is present with is_null set. */
 #define FIELD_NAMES	4
+enum field_type {
+	FIELD_STRING = 0,
+	FIELD_INT,		/* JSON integer (no fraction, no exponent) */
+	FIELD_BOOL		/* JSON true or false */
+};
 struct field {
 	const char	*names[FIELD_NAMES];	/* NULL-terminated list */
 	int		 required;
 	char		*value;
 	size_t		 len;
 	int		 present;
+	enum field_type	 type;		/* in: what the value must be */
+	int		 nullable;	/* in: JSON null is accepted */
+	int		 is_null;	/* out: given as null */
+	int64_t		 num;		/* out: FIELD_INT, FIELD_BOOL */
 };
 
 enum body_status {
@@ -105,6 +126,9 @@ enum body_status {
  * refused.  err gets a message for the user. */
 enum body_status json_parse_fields(const char *, size_t, struct field *,
 	    size_t nfields, char *err, size_t errlen);
+/* An integer in JSON's grammar (-?(0|[1-9][0-9]*)) that fits int64_t:
+ * 0 and *v, or -1.  Forms and JSON share it. */
+int	field_parse_int(const char *, size_t, int64_t *v);
 /* Append s as a JSON string literal (quotes included). */
 int	json_put_str(struct buf *, const char *, size_t);
 /* 1 if the bytes are valid UTF-8 without NUL. */
@@ -199,8 +223,23 @@ int	id_generate(char out[ID_LEN + 1]);
 int	id_reserved(const char *s, size_t len);
 /* 1 if s has the shape of an id a path may name. */
 int	id_valid(const char *s, size_t len);
+/* A custom alias: ALIAS_MIN..ID_MAX of [A-Za-z0-9_-], not starting
+ * with '_' or '-', not reserved.  0, or -1 and a reason in err. */
+#define ALIAS_MIN	3
+int	id_alias_check(const char *s, size_t len, char *err, size_t errlen);
 /* Usernames: 1..64 bytes of [A-Za-z0-9._@-]. */
 int	username_valid(const char *, size_t);
+
+/* timefmt.c: RFC 3339 timestamps <-> microseconds since the epoch.
+ * parse: 0 or -1 (not RFC 3339, or before 1970); format: UTC with a
+ * "Z", fraction only when there is one; the length, or -1. */
+#define RFC3339_MAX	32
+int	rfc3339_parse(const char *, size_t, int64_t *us);
+int	rfc3339_format(int64_t us, char *out, size_t outlen);
+
+/* qr.c: the SVG drawing of a QR code (libqrencode) of text, appended
+ * to out.  0, or -1 (text too long for a QR code, or no memory). */
+int	qr_svg(const char *text, size_t len, struct buf *out);
 
 /* ------------------------------------------------------------------ */
 /* db.c: the worker's persistent MySQL connection                      */
@@ -219,10 +258,35 @@ struct db_url {
 	char	*value;		/* malloc'd, owned by the struct */
 	size_t	 len;
 	int64_t	 created_us;
+	/* schema 2; 0 stands for SQL NULL (never, none, no limit) */
+	int64_t	 updated_us;	/* db_url_get only */
+	int64_t	 visits;	/* counted and flushed so far */
+	int64_t	 last_visit_us;	/* db_url_get only */
+	int64_t	 expires_us;
+	int64_t	 max_visits;
 };
 
 /* 0 if a db_host value ("host[:port],...") parses, else -1 and why. */
 int		 db_hosts_check(const char *, char *err, size_t errlen);
+/* What PUT changes: value when non-NULL, the limits when their set_
+ * flag is on (0 clears a limit). */
+struct db_url_change {
+	const char	*value;
+	size_t		 len;
+	int		 set_expires;
+	int64_t		 expires_us;
+	int		 set_max_visits;
+	int64_t		 max_visits;
+};
+
+/* Visits of one link waiting to be added (visits.c -> db.c). */
+struct db_visits {
+	const char	*id;
+	int64_t		 count;
+	int64_t		 last_us;
+};
+#define DB_VISITS_BATCH	32	/* links per UPDATE of a flush */
+
 struct db	*db_new(const struct config *);
 void		 db_free(struct db *);
 /* Connect if not connected (once, no sleep).  DB_OK or DB_UNAVAILABLE. */
@@ -242,6 +306,23 @@ enum db_status	 db_user_set_password(struct db *, const char *user,
 
 enum db_status	 db_url_insert(struct db *, const char *id, const char *owner,
 		    const char *value, size_t len, int64_t now_us);
+/* The same with limits (0: none).  DB_DUPLICATE: the id is taken. */
+enum db_status	 db_url_insert_limited(struct db *, const char *id,
+		    const char *owner, const char *value, size_t len,
+		    int64_t now_us, int64_t expires_us, int64_t max_visits);
+/* The owner's oldest link to exactly this value without limits, for
+ * "reuse": DB_OK with id filled, or DB_NOTFOUND. */
+enum db_status	 db_url_find(struct db *, const char *owner,
+		    const char *value, size_t len, char id[ID_MAX + 1]);
+/* Count one visit of a link with a visit limit, if it has visits left
+ * and has not expired at now_us: DB_OK counted, DB_NOTFOUND not. */
+enum db_status	 db_url_hit(struct db *, const char *id, int64_t now_us);
+/* Add the counted visits of n links, sorted by id, in one
+ * transaction (DB_VISITS_BATCH links per statement): all or nothing. */
+enum db_status	 db_url_add_visits(struct db *, const struct db_visits *,
+		    size_t n);
+enum db_status	 db_url_change(struct db *, const char *id,
+		    const struct db_url_change *, int64_t now_us);
 /* On DB_OK, u is filled (free u->value with db_url_clear). */
 enum db_status	 db_url_get(struct db *, const char *id, struct db_url *u);
 enum db_status	 db_url_update(struct db *, const char *id,
@@ -261,23 +342,52 @@ void		 db_url_clear(struct db_url *);
 /* The services and the worker loop                                    */
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* visits.c: per-worker visit counts, flushed to the database in       */
+/* batches (see the top of visits.c for the bounds)                    */
+/* ------------------------------------------------------------------ */
+
+struct visits;
+
+struct visits	*visits_new(int flush_ms);
+void		 visits_free(struct visits *);
+/* Count a visit of id at now_us (wall clock, for last_visit_at);
+ * now_ms is CLOCK_MONOTONIC, for the flush schedule.  0, or -1 if the
+ * table is full and the visit was not counted. */
+int		 visits_add(struct visits *, const char *id, int64_t now_us,
+		    int64_t now_ms);
+/* Milliseconds until a flush is due (0: now), -1 if nothing waits. */
+int		 visits_due(const struct visits *, int64_t now_ms);
+/* Write what waits (all of it).  Visits are kept for later if the
+ * database cannot be reached, dropped (and logged) if a write fails
+ * after it may have been applied: counted at most once. */
+void		 visits_flush(struct visits *, struct db *, int64_t now_ms);
+size_t		 visits_pending(const struct visits *);	/* links */
+
 /* What a handler sees: the worker's long-lived state. */
 struct worker_ctx {
 	const struct config	*cfg;
 	struct db		*db;		/* NULL if the service has no_db */
 	char			 dummy_hash[PASSWORD_HASH_MAX];
 	const struct scoreboard	*sb;		/* read-only view, may be NULL */
+	struct visits		*visits;	/* shortener; NULL: not counted */
 };
 
 typedef void	 (*handler_fn)(struct worker_ctx *, const struct request *,
 		    struct response *);
 
-/* A pool's routes: one entry point chosen at fork. */
+/* A pool's routes: one entry point chosen at fork.  tick and fini are
+ * optional: tick runs on every turn of the worker's loop and returns
+ * the milliseconds until it wants to run again (-1: no wish); fini
+ * runs once before the worker exits, while the database is still
+ * there. */
 struct service {
 	const char	*name;
 	int		 (*init)(struct worker_ctx *);	/* 0 or -1 */
 	handler_fn	 handle;
 	int		 no_db;		/* 1: needs no database connection */
+	int		 (*tick)(struct worker_ctx *);
+	void		 (*fini)(struct worker_ctx *);
 };
 
 extern const struct service auth_service;		/* auth.c */

@@ -81,6 +81,9 @@ class Cluster:
         self._unique = 0
         self._lock = threading.Lock()
         self.timings = {}
+        # Every response is checked against docs/openapi.yaml, as in
+        # make check.
+        self.openapi = self._openapi_checker()
 
     # What the e2e suites call, borrowed from Stack: they only need
     # self.url (or host and port), self._lock and self._unique.
@@ -91,6 +94,8 @@ class Cluster:
     login = stackmod.Stack.login
     new_user = stackmod.Stack.new_user
     shorten = stackmod.Stack.shorten
+    _openapi_checker = stackmod.Stack._openapi_checker
+    _openapi_check = stackmod.Stack._openapi_check
 
     @property
     def url(self):
@@ -151,12 +156,24 @@ class Cluster:
         if r.returncode != 0:
             raise ClusterError("applying %s failed:\n%s" % (
                 SCHEMA, r.stdout.decode(errors="replace")))
-        # Every node has it before any shortd looks.
+        # Every node has it, at node 1's version, before any shortd
+        # looks (each sql() is a new session, so poll rather than rely
+        # on wsrep_sync_wait).
+        want = n1.sql("SELECT MAX(version) FROM shortd.shortd_schema")[0][0]
         for node in self.galera.nodes:
-            node.sql("SET SESSION wsrep_sync_wait = 1")
-            rows = node.sql("SELECT COUNT(*) FROM shortd.shortd_schema")
-            if not rows or rows[0][0] < 1:
-                raise ClusterError("%s has no schema" % node.name)
+            deadline = time.time() + 30
+            while True:
+                try:
+                    rows = node.sql(
+                        "SELECT MAX(version) FROM shortd.shortd_schema")
+                except Exception:
+                    rows = None
+                if rows and rows[0][0] == want:
+                    break
+                if time.time() > deadline:
+                    raise ClusterError("%s has no schema version %s "
+                                       "(got %r)" % (node.name, want, rows))
+                time.sleep(0.1)
 
     def db_hosts(self, first):
         """db_host for an instance: every node, node `first` first."""

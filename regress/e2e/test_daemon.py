@@ -439,3 +439,48 @@ def test_refuses_to_start_without_secret(s):
                 p.stdout, p.stderr)
     finally:
         os.unlink(short)
+
+
+def test_term_during_startup_wait(s):
+    """TERM while the start-up schema check waits on a database that
+    never answers stops shortd at once (as PID 1 in a container an
+    uncaught TERM would be ignored until docker's kill timeout)."""
+    import socket
+    import subprocess
+
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(16)                   # accepts in the kernel, never greets
+    port = mute.getsockname()[1]
+    d = os.path.join(s.root, "startup-term")
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "shortd.conf")
+    text = s.conf_text({
+        "auth_listen": os.path.join(d, "a.sock"),
+        "shortener_listen": os.path.join(d, "s.sock"),
+        "status_listen": os.path.join(d, "st.sock"),
+        "db_host": "127.0.0.1", "db_port": str(port), "db_socket": "",
+        "db_connect_timeout": "20",
+    })
+    with open(conf, "w") as f:
+        f.write(text)
+    log = open(os.path.join(d, "shortd.log"), "wb")
+    p = subprocess.Popen([s.shortd_path, "-f", "-c", conf],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         env=s.shortd_env())
+    try:
+        time.sleep(1.0)
+        assert p.poll() is None, "shortd exited before TERM"
+        t = time.time()
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(timeout=10)
+        took = time.time() - t
+        assert rc == 0, "exit status %r after TERM at start-up" % rc
+        assert took < 5, "TERM at start-up took %.1fs (database wait " \
+            "not interrupted)" % took
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        log.close()
+        mute.close()

@@ -134,9 +134,43 @@ UNIT_TEST(valid_usernames)
 	CHECK(!username_valid(s, 65));
 }
 
+UNIT_TEST(aliases)
+{
+	char	 s[ID_MAX + 2], err[128];
+
+	CHECK(id_alias_check("abc", 3, err, sizeof(err)) == 0);
+	CHECK(id_alias_check("my-link_2", 9, err, sizeof(err)) == 0);
+	CHECK(id_alias_check("A-_", 3, err, sizeof(err)) == 0);
+	CHECK(id_alias_check("9to5", 4, err, sizeof(err)) == 0);
+	memset(s, 'z', sizeof(s));
+	CHECK(id_alias_check(s, ID_MAX, err, sizeof(err)) == 0);
+	err[0] = '\0';
+	CHECK(id_alias_check(s, ID_MAX + 1, err, sizeof(err)) == -1);
+	CHECK(err[0] != '\0');
+	CHECK(id_alias_check("ab", 2, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("", 0, err, sizeof(err)) == -1);
+	CHECK(id_alias_check(NULL, 0, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("_abc", 4, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("-abc", 4, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("a b", 3, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("a/b", 3, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("a.b", 3, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("caf\xc3\xa9", 5, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("ab\0c", 4, err, sizeof(err)) == -1);
+	/* The generator's reserved words, whatever their case. */
+	CHECK(id_alias_check("users", 5, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("Metrics", 7, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("HEALTH", 6, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("stats", 5, err, sizeof(err)) == -1);
+	CHECK(id_alias_check("openapi", 7, err, sizeof(err)) == -1);
+	/* NULL err is allowed. */
+	CHECK(id_alias_check("ui", 2, NULL, 0) == -1);
+}
+
 UNIT_MAIN(
 	UNIT(generate),
 	UNIT(reserved),
 	UNIT(valid_ids),
-	UNIT(valid_usernames)
+	UNIT(valid_usernames),
+	UNIT(aliases)
 )

@@ -1,6 +1,8 @@
 /*
  * json.c: strict body parsing into fields, UTF-8 checks, escaping.
  */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -412,7 +414,146 @@ UNIT_TEST(round_trip)
 	buf_free(&b);
 }
 
+/* The POST / shape: a string, a boolean, two nullable integers, a
+ * nullable string.  Positional initialisers of the string-only API
+ * keep their meaning (type and nullable zero). */
+enum { T_VALUE, T_REUSE, T_IN, T_MAX, T_AT, T_N };
+
+static enum body_status
+typed(const char *s, struct field f[T_N], char *err, size_t errlen)
+{
+	struct field	 init[T_N] = {
+		{ { "value", NULL }, 1, NULL, 0, 0 },
+		{ { "reuse", NULL }, .type = FIELD_BOOL },
+		{ { "expires_in", NULL }, .type = FIELD_INT, .nullable = 1 },
+		{ { "max_visits", NULL }, .type = FIELD_INT },
+		{ { "expires_at", NULL }, .nullable = 1 },
+	};
+
+	memcpy(f, init, sizeof(init));
+	return json_parse_fields(s, strlen(s), f, T_N, err, errlen);
+}
+
+UNIT_TEST(typed_fields)
+{
+	struct field	 f[T_N];
+	char		 err[128];
+
+	CHECK(typed("{\"value\":\"v\",\"reuse\":true,\"expires_in\":60,"
+	    "\"max_visits\":-5,\"expires_at\":\"x\"}", f, err,
+	    sizeof(err)) == BODY_OK);
+	CHECK_STR(f[T_VALUE].value, "v");
+	CHECK(f[T_REUSE].present && f[T_REUSE].num == 1 &&
+	    f[T_REUSE].value == NULL);
+	CHECK(f[T_IN].present && !f[T_IN].is_null && f[T_IN].num == 60);
+	CHECK(f[T_MAX].present && f[T_MAX].num == -5);
+	CHECK_STR(f[T_AT].value, "x");
+	fields_free(f, T_N);
+	CHECK(!f[T_REUSE].present && f[T_REUSE].num == 0);
+
+	CHECK(typed("{\"value\":\"v\",\"reuse\":false,\"expires_in\":null,"
+	    "\"expires_at\":null}", f, err, sizeof(err)) == BODY_OK);
+	CHECK(f[T_REUSE].present && f[T_REUSE].num == 0);
+	CHECK(f[T_IN].present && f[T_IN].is_null);
+	CHECK(f[T_AT].present && f[T_AT].is_null && f[T_AT].value == NULL);
+	CHECK(!f[T_MAX].present);
+	fields_free(f, T_N);
+
+	/* Limits of int64_t, both ends. */
+	CHECK(typed("{\"value\":\"v\",\"max_visits\":9223372036854775807,"
+	    "\"expires_in\":-9223372036854775808}", f, err, sizeof(err)) ==
+	    BODY_OK);
+	CHECK(f[T_MAX].num == INT64_MAX && f[T_IN].num == INT64_MIN);
+	fields_free(f, T_N);
+}
+
+UNIT_TEST(typed_refusals)
+{
+	static const char *const bad[] = {
+		"{\"value\":\"v\",\"reuse\":1}",
+		"{\"value\":\"v\",\"reuse\":\"true\"}",
+		"{\"value\":\"v\",\"reuse\":null}",
+		"{\"value\":\"v\",\"max_visits\":null}",
+		"{\"value\":\"v\",\"max_visits\":1.5}",
+		"{\"value\":\"v\",\"max_visits\":1.0}",
+		"{\"value\":\"v\",\"max_visits\":1e3}",
+		"{\"value\":\"v\",\"max_visits\":\"3\"}",
+		"{\"value\":\"v\",\"max_visits\":true}",
+		"{\"value\":\"v\",\"max_visits\":[3]}",
+		"{\"value\":\"v\",\"max_visits\":9223372036854775808}",
+		"{\"value\":\"v\",\"expires_in\":-9223372036854775809}",
+		"{\"value\":\"v\",\"expires_in\":1,\"expires_in\":2}",
+		"{\"value\":\"v\",\"expires_at\":5}",
+		"{\"value\":null}",
+		"{\"value\":\"v\",\"max_visits\":-0.0}",
+	};
+	struct field	 f[T_N];
+	char		 err[128];
+	size_t		 i, k;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (typed(bad[i], f, err, sizeof(err)) != BODY_INVALID ||
+		    err[0] == '\0') {
+			fprintf(stderr, "accepted: %s\n", bad[i]);
+			*failed = 1;
+		}
+		for (k = 0; k < T_N; k++)
+			CHECK(f[k].value == NULL);
+	}
+	/* Malformed stays malformed, whatever the field types. */
+	CHECK(typed("{\"value\":\"v\",\"max_visits\":01}", f, err,
+	    sizeof(err)) == BODY_MALFORMED);
+	CHECK(typed("{\"value\":\"v\",\"reuse\":tru}", f, err,
+	    sizeof(err)) == BODY_MALFORMED);
+}
+
+UNIT_TEST(typed_form)
+{
+	struct field	 f[T_N] = {
+		{ { "value", NULL }, 1, NULL, 0, 0 },
+		{ { "reuse", NULL }, .type = FIELD_BOOL },
+		{ { "expires_in", NULL }, .type = FIELD_INT, .nullable = 1 },
+		{ { "max_visits", NULL }, .type = FIELD_INT },
+		{ { "expires_at", NULL }, .nullable = 1 },
+	};
+	char		 err[128];
+	const char	*s = "value=v&reuse=true&expires_in=&max_visits=12"
+	    "&expires_at=2030-01-01T00%3A00%3A00Z";
+
+	CHECK(form_parse_fields(s, strlen(s), f, T_N, err, sizeof(err)) ==
+	    BODY_OK);
+	CHECK(f[T_REUSE].num == 1 && f[T_IN].is_null && f[T_MAX].num == 12);
+	CHECK_STR(f[T_AT].value, "2030-01-01T00:00:00Z");
+	fields_free(f, T_N);
+	s = "value=v&max_visits=12x";
+	CHECK(form_parse_fields(s, strlen(s), f, T_N, err, sizeof(err)) ==
+	    BODY_INVALID);
+	s = "value=v&reuse=maybe";
+	CHECK(form_parse_fields(s, strlen(s), f, T_N, err, sizeof(err)) ==
+	    BODY_INVALID);
+	s = "value=v&max_visits=";
+	CHECK(form_parse_fields(s, strlen(s), f, T_N, err, sizeof(err)) ==
+	    BODY_INVALID);
+}
+
+UNIT_TEST(parse_int)
+{
+	int64_t	 v;
+
+	CHECK(field_parse_int("0", 1, &v) == 0 && v == 0);
+	CHECK(field_parse_int("-0", 2, &v) == 0 && v == 0);
+	CHECK(field_parse_int("42", 2, &v) == 0 && v == 42);
+	CHECK(field_parse_int("", 0, &v) == -1);
+	CHECK(field_parse_int("-", 1, &v) == -1);
+	CHECK(field_parse_int("007", 3, &v) == -1);
+	CHECK(field_parse_int("+1", 2, &v) == -1);
+	CHECK(field_parse_int(" 1", 2, &v) == -1);
+	CHECK(field_parse_int("1 ", 2, &v) == -1);
+}
+
 UNIT_MAIN(UNIT(basic), UNIT(aliases), UNIT(duplicates), UNIT(missing),
     UNIT(types), UNIT(top_level), UNIT(grammar), UNIT(nested_unknown),
     UNIT(escapes), UNIT(raw_bytes), UNIT(deep_and_big), UNIT(utf8),
-    UNIT(put_str), UNIT(round_trip))
+    UNIT(put_str), UNIT(round_trip), UNIT(typed_fields),
+    UNIT(typed_refusals), UNIT(typed_form), UNIT(parse_int))

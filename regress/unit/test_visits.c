@@ -1,0 +1,66 @@
+/*
+ * visits.c: the in-memory table and its flush schedule (the flush
+ * itself, through the database, is covered end to end by
+ * regress/e2e/test_features.py).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../workers/workers.h"
+#include "unit.h"
+
+UNIT_TEST(schedule)
+{
+	struct visits	*v;
+
+	CHECK((v = visits_new(1000)) != NULL);
+	CHECK(visits_due(v, 5000) == -1);
+	CHECK(visits_pending(v) == 0);
+	CHECK(visits_add(v, "abc", 1, 5000) == 0);
+	CHECK(visits_due(v, 5000) == 1000);
+	CHECK(visits_add(v, "abc", 2, 5400) == 0);
+	CHECK(visits_add(v, "ABC", 3, 5500) == 0);	/* case counts */
+	CHECK(visits_pending(v) == 2);
+	/* The oldest waiting visit sets the deadline. */
+	CHECK(visits_due(v, 5600) == 400);
+	CHECK(visits_due(v, 6000) == 0);
+	CHECK(visits_due(v, 9000) == 0);
+	CHECK(visits_add(v, "", 1, 5000) == -1);
+	visits_free(v);
+	visits_free(NULL);
+	CHECK(visits_due(NULL, 0) == -1);
+}
+
+/* Many distinct links make a flush due at once, and the table stops
+ * taking new links when full rather than growing. */
+UNIT_TEST(bounds)
+{
+	struct visits	*v;
+	char		 id[16];
+	int		 i, refused = 0;
+
+	CHECK((v = visits_new(60000)) != NULL);
+	for (i = 0; i < 5000; i++) {
+		snprintf(id, sizeof(id), "id%d", i);
+		if (visits_add(v, id, i, 0) == -1)
+			refused++;
+		if (i == 100)
+			CHECK(visits_due(v, 0) == 60000);
+	}
+	CHECK(visits_due(v, 0) == 0);
+	CHECK(refused > 0 && visits_pending(v) == (size_t)(5000 - refused));
+	/* Links already in the table are still counted. */
+	CHECK(visits_add(v, "id0", 1, 0) == 0);
+	visits_free(v);
+
+	/* Many visits of one link too. */
+	CHECK((v = visits_new(60000)) != NULL);
+	for (i = 0; i < 10000; i++)
+		CHECK(visits_add(v, "hot", i, 0) == 0);
+	CHECK(visits_pending(v) == 1 && visits_due(v, 0) == 0);
+	visits_free(v);
+}
+
+UNIT_MAIN(UNIT(schedule), UNIT(bounds))
