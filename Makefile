@@ -4,6 +4,7 @@
 #   make run        the whole stack on 127.0.0.1:5003 (private MariaDB, nginx)
 #   make check      unit tests, fuzz corpora, e2e suite (ASan+UBSan build)
 #   make deps       install the Debian packages the build and tests need
+#   make bench      benchmarks against the real stack (not part of check)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX	?= /usr/local
@@ -40,7 +41,8 @@ FUZZ_REPLAY = $(FUZZSRC:regress/fuzz/%.c=build/asan/fuzz/%)
 
 DEPS_STAMP = build/.deps
 
-.PHONY: all check unit e2e fuzz-replay run deps install clean bench
+.PHONY: all check unit e2e fuzz-replay run deps install clean bench \
+	bench-deps
 
 all: shortd
 
@@ -113,6 +115,21 @@ deps:
 
 $(DEPS_STAMP):
 	@$(MAKE) --no-print-directory deps
+
+# Benchmarks: the release build behind the same private stack as the
+# tests, measured with wrk and plotted with gnuplot (regress/bench/).
+DEB_BENCH = wrk gnuplot-nox
+bench-deps:
+	@$(MAKE) --no-print-directory deps DEB_BUILD="" DEB_TEST="$(DEB_BENCH)"
+
+build/bench/hashtime: regress/bench/hashtime.c build/rel/workers/password.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -o $@ $< \
+	    build/rel/workers/password.o $(PKG_LIBS)
+
+bench: $(DEPS_STAMP) bench-deps shortd build/bench/hashtime
+	/usr/bin/python3 regress/bench/bench.py --shortd ./shortd \
+	    --hashtime build/bench/hashtime $(BENCH_ARGS)
 
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \
