@@ -87,9 +87,10 @@ SIDE_SERVER = """
 class BenchStack(stackmod.Stack):
     """The test stack plus a side server in nginx answering by itself."""
 
-    def __init__(self, side_port, **kw):
+    def __init__(self, side_port, keep_conn=True, **kw):
         super().__init__(**kw)
         self.side_port = side_port
+        self.keep_conn = keep_conn
 
     @property
     def side_url(self):
@@ -97,6 +98,9 @@ class BenchStack(stackmod.Stack):
 
     def nginx_text(self):
         text = super().nginx_text()
+        if not self.keep_conn:
+            text = text.replace("fastcgi_keep_conn on;",
+                                "fastcgi_keep_conn off;")
         end = text.rindex("}")      # the end of the http block
         return (text[:end] + SIDE_SERVER % ("%s:%d" % (self.host,
                                                       self.side_port)) +
@@ -402,6 +406,8 @@ def main(argv=None):
                     metavar="KEY=VALUE", help="shortd.conf override")
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
     ap.add_argument("--png", default=os.path.join(HERE, "results.png"))
+    ap.add_argument("--no-keep-conn", action="store_true",
+                    help="nginx opens a FastCGI connection per request")
     ap.add_argument("--keep", action="store_true",
                     help="keep the stack's directory")
     args = ap.parse_args(argv)
@@ -420,7 +426,8 @@ def main(argv=None):
 
     workdir = tempfile.mkdtemp(prefix="shortd-bench-")
     os.chmod(workdir, 0o755)    # nginx's workers run as nobody
-    s = BenchStack(side_port=stackmod.free_port(), shortd_path=args.shortd,
+    s = BenchStack(side_port=stackmod.free_port(),
+                   keep_conn=not args.no_keep_conn, shortd_path=args.shortd,
                    root_dir=os.path.join(workdir, "stack"),
                    conf_overrides=overrides, verbose=True)
     load_before = loadavg()
@@ -623,6 +630,10 @@ def report(res, args):
                  conf["argon2_memory"], conf["argon2_iterations"],
                  conf["argon2_parallelism"], res["buffer_pool_mb"], nl,
                  res["load_s"]))
+    L.append("- nginx → shortd: %s" % (
+        "new FastCGI connection per request (--no-keep-conn)"
+        if args.no_keep_conn else "kept FastCGI connections "
+        "(upstream keepalive, fastcgi_keep_conn on)"))
     L.append("- wrk -t2 -c32 --timeout 10s; \"FastCGI conns\": connections "
              "between nginx and the pool's workers, counted half-way "
              "through each run (median)")
