@@ -193,6 +193,15 @@ def group_ticks(groups):
     return {k: sum(cpu_ticks(p) or 0 for p in v) for k, v in groups.items()}
 
 
+def switches(pid):
+    return ((proc_kb(pid, "voluntary_ctxt_switches") or 0) +
+            (proc_kb(pid, "nonvoluntary_ctxt_switches") or 0))
+
+
+def group_switches(groups):
+    return sum(switches(p) for v in groups.values() for p in v)
+
+
 # ---------------------------------------------------------------- data
 
 def random_ids(n, seen):
@@ -406,6 +415,9 @@ def main(argv=None):
                     metavar="KEY=VALUE", help="shortd.conf override")
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
     ap.add_argument("--png", default=os.path.join(HERE, "results.png"))
+    ap.add_argument("--profile", action="store_true",
+                    help="perf record nginx, the shortener workers and "
+                    "mariadbd during one more redirect run")
     ap.add_argument("--no-keep-conn", action="store_true",
                     help="nginx opens a FastCGI connection per request")
     ap.add_argument("--keep", action="store_true",
@@ -528,13 +540,14 @@ def run(s, args, workdir):
     cpu = {}            # benchmark -> group -> ticks, and requests
 
     def measured(name, url, wargs, sample):
-        t0 = group_ticks(groups)
+        t0, x0 = group_ticks(groups), group_switches(groups)
         r = w.run(name, url, wargs, sample=sample)
-        t1 = group_ticks(groups)
-        c = cpu.setdefault(name, {"requests": 0})
+        t1, x1 = group_ticks(groups), group_switches(groups)
+        c = cpu.setdefault(name, {"requests": 0, "switches": 0})
         for k in groups:
             c[k] = c.get(k, 0) + t1[k] - t0[k]
         c["requests"] += r["requests"]
+        c["switches"] += x1 - x0
         return r
 
     hashtime = [args.hashtime, conf["argon2_memory"],
@@ -574,11 +587,18 @@ def run(s, args, workdir):
                        for p in ps))
     res["cpu_us"] = {
         name: {k: v / hz * 1e6 / c["requests"] for k, v in c.items()
-               if k != "requests"} for name, c in cpu.items()}
+               if k not in ("requests", "switches")}
+        for name, c in cpu.items()}
+    res["switches"] = {name: c["switches"] / c["requests"]
+                       for name, c in cpu.items()}
     res["hash_s"] = median(hashes)
     res["hashes"] = hashes
     res["hash_par"] = median(par)
     res["fsync_s"] = median(fsyncs)
+
+    if args.profile:
+        say("profile: perf record during a redirect run")
+        res["profile"] = profile(s, w, redirect_url, idsall, workdir)
 
     # Connection sweep.
     res["sweep"] = []
@@ -617,6 +637,40 @@ def fsync_time(directory, n=30):
         os.close(fd)
         os.unlink(path)
     return statistics.median(times)
+
+
+def profile(s, w, url, idfile, workdir):
+    """perf samples of the processes behind a redirect run, by
+    process and object, then the shortener workers' top symbols."""
+    if shutil.which("perf") is None:
+        return "perf is not installed"
+    groups = process_groups(s)
+    pids = groups["nginx"] + s.workers("shortener") + groups["mariadbd"]
+    data = os.path.join(workdir, "perf.data")
+    secs = max(3, w.duration)
+    p = subprocess.Popen(
+        ["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-g",
+         "-o", data, "-p", ",".join(map(str, pids)), "--", "sleep",
+         str(secs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+    w.run("redirect", url, [idfile], duration=secs + 2)
+    err = p.communicate()[1]
+    if p.returncode != 0 or not os.path.exists(data):
+        return "perf record failed: " + err.strip()[-300:]
+
+    def report(*extra):
+        r = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                            "--no-children", "-g", "none",
+                            "--percent-limit", "0.7", "-q"] + list(extra),
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True)
+        return "\n".join(l.rstrip() for l in r.stdout.splitlines()
+                         if l.strip())
+    return ("by process and object (% of all samples):\n" +
+            report("--sort", "comm,dso") +
+            "\n\ntop symbols (% of all samples; in a VM, time around "
+            "a context switch lands in finish_task_switch):\n" +
+            report("--sort", "comm,sym", "--percent-limit", "1.5"))
 
 
 def ratio_of(runs, name, base):
@@ -735,15 +789,17 @@ def report(res, args):
                            S["login"]["rps"] / res["hash_par"]))
     L.append("")
     L.append("CPU time per request (phase 1M, -c32), from /proc/PID/stat "
-             "of each process (tick-granular):")
+             "of each process (tick-granular), and context switches of "
+             "those processes per request:")
     L.append("")
     groups = list(next(iter(res["cpu_us"].values())).keys())
-    L.append("| benchmark | " + " | ".join(groups) + " | total |")
-    L.append("|---|" + "---:|" * (len(groups) + 1))
+    L.append("| benchmark | " + " | ".join(groups) +
+             " | total | context switches |")
+    L.append("|---|" + "---:|" * (len(groups) + 2))
     for name, c in res["cpu_us"].items():
-        L.append("| %s | %s | %.0f µs |" % (
+        L.append("| %s | %s | %.0f µs | %.1f |" % (
             name, " | ".join("%.0f µs" % c[g] for g in groups),
-            sum(c.values())))
+            sum(c.values()), res["switches"][name]))
     L.append("")
 
     # Memory.
@@ -795,6 +851,14 @@ def report(res, args):
             c, n["rps"], fmt_us(n["p99_us"]), r["rps"], fmt_us(r["p99_us"]),
             r["sample"], r["rps"] / n["rps"]))
     L.append("")
+    if res.get("profile"):
+        L.append("## Where a redirect's CPU goes (perf, cpu-clock "
+                 "samples, -c32, %s links)" % nl)
+        L.append("")
+        L.append("```")
+        L.append(res["profile"].rstrip())
+        L.append("```")
+        L.append("")
     errs = res["nginx_errors"]
     L.append("nginx error log: %s" % (
         "no errors." if not errs else "%d error lines, e.g. `%s`" % (
