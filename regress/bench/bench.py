@@ -189,6 +189,21 @@ def process_groups(s):
     }
 
 
+def schedstat(pids):
+    """(ns on a CPU, ns runnable but waiting for one) summed over pids,
+    from /proc/PID/schedstat."""
+    run = wait = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/schedstat" % pid) as f:
+                a = f.read().split()
+            run += int(a[0])
+            wait += int(a[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return run, wait
+
+
 def group_ticks(groups):
     return {k: sum(cpu_ticks(p) or 0 for p in v) for k, v in groups.items()}
 
@@ -539,16 +554,26 @@ def run(s, args, workdir):
     groups = process_groups(s)
     hz = os.sysconf("SC_CLK_TCK")
     cpu = {}            # benchmark -> group -> ticks, and requests
+    sched = {}          # benchmark -> the pool's run/wait/elapsed s
 
-    def measured(name, url, wargs, sample):
+    def measured(name, url, wargs, sample, pool="shortener"):
+        workers = s.workers(pool)
         t0, x0 = group_ticks(groups), group_switches(groups)
+        s0, e0 = schedstat(workers), time.monotonic()
         r = w.run(name, url, wargs, sample=sample)
         t1, x1 = group_ticks(groups), group_switches(groups)
+        s1, e1 = schedstat(workers), time.monotonic()
         c = cpu.setdefault(name, {"requests": 0, "switches": 0})
         for k in groups:
             c[k] = c.get(k, 0) + t1[k] - t0[k]
         c["requests"] += r["requests"]
         c["switches"] += x1 - x0
+        # How the pool's workers spent the run: on a CPU, runnable but
+        # waiting for one (other programs had it), or idle (no work).
+        q = sched.setdefault(name, {"run": 0, "wait": 0, "span": 0})
+        q["run"] += (s1[0] - s0[0]) / 1e9
+        q["wait"] += (s1[1] - s0[1]) / 1e9
+        q["span"] += (e1 - e0) * len(workers)
         return r
 
     hashtime = [args.hashtime, conf["argon2_memory"],
@@ -576,7 +601,7 @@ def run(s, args, workdir):
                                      short_conns))
         runs["login"].append(measured(
             "login", s.url, [login_user, login_pw],
-            lambda: fastcgi_conns(s, "auth")))
+            lambda: fastcgi_conns(s, "auth"), pool="auth"))
         # CPU time, which other programs on the machine do not
         # stretch (wall-clock time kept for the record).
         out = subprocess.run(hashtime + ["5"], stdout=subprocess.PIPE,
@@ -589,6 +614,8 @@ def run(s, args, workdir):
         for name, c in cpu.items()}
     res["switches"] = {name: c["switches"] / c["requests"]
                        for name, c in cpu.items()}
+    res["sched"] = {name: {k: q[k] / q["span"] for k in ("run", "wait")}
+                    for name, q in sched.items()}
     res["hash_s"] = median(hashes)
     res["hashes"] = hashes
     res["hash_wall_s"] = median(hash_walls)
@@ -783,26 +810,39 @@ def report(res, args):
              "run: median CPU time %.1f ms (per round: %s; wall clock %.1f "
              "ms). Login ceiling %d cores / %.1f ms = %.0f/s; measured "
              "%.0f/s = **%.2f** of it. A login cost %.1f ms of CPU in "
-             "all (nginx, worker, mariadbd): the hash is %.0f%% of it." % (
+             "all (nginx, worker, mariadbd), next to %.1f ms for the hash "
+             "alone." % (
                  conf["argon2_memory"], conf["argon2_iterations"],
                  conf["argon2_parallelism"], hash_s * 1e3,
                  ", ".join("%.1f" % (h * 1e3) for h in res["hashes"]),
                  res["hash_wall_s"] * 1e3, cores, hash_s * 1e3,
                  login_ceiling, S["login"]["rps"], login_ratio,
-                 login_cpu * 1e3, 100 * hash_s / login_cpu))
+                 login_cpu * 1e3, hash_s * 1e3))
+    L.append("")
+    q = res["sched"]["login"]
+    L.append("During the login runs the auth workers were on a CPU %.0f%% "
+             "of the time, runnable but waiting for a CPU %.0f%% (other "
+             "programs had it), idle %.0f%% (no request for them)." % (
+                 100 * q["run"], 100 * q["wait"],
+                 100 * max(0.0, 1 - q["run"] - q["wait"])))
     L.append("")
     L.append("CPU time per request (phase 1M, -c32), from /proc/PID/stat "
-             "of each process (tick-granular), and context switches of "
-             "those processes per request:")
+             "of each process (tick-granular); context switches of those "
+             "processes per request; how the pool's workers spent the runs "
+             "(/proc/PID/schedstat):")
     L.append("")
     groups = list(next(iter(res["cpu_us"].values())).keys())
     L.append("| benchmark | " + " | ".join(groups) +
-             " | total | context switches |")
-    L.append("|---|" + "---:|" * (len(groups) + 2))
+             " | total | context switches | workers on CPU / waiting "
+             "for one / idle |")
+    L.append("|---|" + "---:|" * (len(groups) + 3))
     for name, c in res["cpu_us"].items():
-        L.append("| %s | %s | %.0f µs | %.1f |" % (
-            name, " | ".join("%.0f µs" % c[g] for g in groups),
-            sum(c.values()), res["switches"][name]))
+        q = res["sched"][name]
+        L.append("| %s | %s | %.0f µs | %.1f | %.0f%% / %.0f%% / %.0f%% |"
+                 % (name, " | ".join("%.0f µs" % c[g] for g in groups),
+                    sum(c.values()), res["switches"][name], 100 * q["run"],
+                    100 * q["wait"],
+                    100 * max(0.0, 1 - q["run"] - q["wait"])))
     L.append("")
 
     # Memory.
