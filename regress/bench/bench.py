@@ -822,9 +822,14 @@ def report(res, args):
     q = res["sched"]["login"]
     L.append("During the login runs the auth workers were on a CPU %.0f%% "
              "of the time, runnable but waiting for a CPU %.0f%% (other "
-             "programs had it), idle %.0f%% (no request for them)." % (
+             "programs had it), idle %.0f%% (no request for them): against "
+             "the CPU they got (%.0f%% of %d cores / %.1f ms = %.0f/s), "
+             "login reached %.2f." % (
                  100 * q["run"], 100 * q["wait"],
-                 100 * max(0.0, 1 - q["run"] - q["wait"])))
+                 100 * max(0.0, 1 - q["run"] - q["wait"]), 100 * q["run"],
+                 cores, hash_s * 1e3, q["run"] * login_ceiling,
+                 S["login"]["rps"] / (q["run"] * login_ceiling)
+                 if q["run"] > 0 else 0))
     L.append("")
     L.append("CPU time per request (phase 1M, -c32), from /proc/PID/stat "
              "of each process (tick-granular); context switches of those "
