@@ -520,6 +520,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 {
 	struct epoll_event	 evs[MAX_EVENTS];
 	struct worker		 w;
+	char			 tok[256];
 	int			 i, n, timeout;
 
 	(void)notify_fd;
@@ -553,12 +554,8 @@ worker_main(const struct config *cfg, const struct service *svc,
 	/* Likewise libcrypto, which sets itself up (about 2 MB) at its
 	 * first HMAC: that memory belongs to an idle worker, and that
 	 * time to no request. */
-	{
-		char	 tok[256];
-
-		(void)jwt_sign((const uint8_t *)"warm-up", 7, "warm-up", 0, 0,
-		    tok, sizeof(tok));
-	}
+	(void)jwt_sign((const uint8_t *)"warm-up", 7, "warm-up", 0, 0, tok,
+	    sizeof(tok));
 
 	while (!w.retiring || w.nconns > 0) {
 		timeout = worker_trim(&w, worker_expire(&w));
