@@ -12,6 +12,7 @@
 #   make check-containers
 #                   build Dockerfile.multi, run docker-compose.yml (podman)
 #   make deps       install the Debian packages the build and tests need
+#   make bench      benchmarks against the real stack (not part of check)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX	?= /usr/local
@@ -59,7 +60,7 @@ DEPS_STAMP = build/.deps
 
 .PHONY: all check unit e2e fuzz-replay run deps install clean bench
 .PHONY: fuzz fuzz-deps
-.PHONY: check-ui deps-ui ui-screenshots check-containers deps-containers lint-openapi
+.PHONY: check-ui deps-ui ui-screenshots check-containers deps-containers lint-openapi bench-deps
 
 all: shortd
 
@@ -257,6 +258,21 @@ check-containers: $(DEPS_STAMP) deps-containers
 deps-containers:
 	@$(MAKE) --no-print-directory deps DEB_BUILD= \
 	    DEB_TEST="$(DEB_CONTAINERS)" DEPS_STAMP=build/.deps-containers
+
+# Benchmarks: the release build behind the same private stack as the
+# tests, measured with wrk and plotted with gnuplot (regress/bench/).
+DEB_BENCH = wrk gnuplot-nox
+bench-deps:
+	@$(MAKE) --no-print-directory deps DEB_BUILD="" DEB_TEST="$(DEB_BENCH)"
+
+build/bench/hashtime: regress/bench/hashtime.c build/rel/workers/password.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -o $@ $< \
+	    build/rel/workers/password.o $(PKG_LIBS)
+
+bench: $(DEPS_STAMP) bench-deps shortd build/bench/hashtime
+	/usr/bin/python3 regress/bench/bench.py --shortd ./shortd \
+	    --hashtime build/bench/hashtime $(BENCH_ARGS)
 
 install: shortd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/shortd \

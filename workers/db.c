@@ -1199,7 +1199,9 @@ db_visits_txn(struct db *db, const struct db_visits *v, size_t n,
 fail:
 	if ((c = db_classify(err)) == DBE_LOST) {
 		/* The server rolls back what was not committed; what was
-		 * being committed may or may not be. */
+		 * being committed may or may not be.  The node is held back
+		 * like any lost node, so the retry goes to the next one. */
+		db_node_failed(db, db->cur);
 		db_disconnect(db);
 		*retry = !committing;
 	} else {

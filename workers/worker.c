@@ -23,6 +23,9 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,6 +54,8 @@
 #define EXIT_TIMEOUT	3	/* exit status after answering 504 */
 #define SLOW_MS		100	/* a request still arriving after this no
 				   longer keeps the worker from accepting */
+#define TRIM_IDLE_MS	500	/* idle this long after requests: give
+				   freed memory back to the system */
 
 struct conn {
 	int		 fd;
@@ -78,6 +83,8 @@ struct worker {
 	int64_t			 resume_accept;	/* ms; after EMFILE */
 	int			 retiring;
 	uint64_t		 nreq;
+	uint64_t		 trimmed_at;	/* nreq at the last trim */
+	int64_t			 last_req;	/* ms, monotonic */
 	struct conn		*conns;
 	size_t			 nconns;
 	struct sb_slot		*slot;		/* NULL: no scoreboard */
@@ -315,6 +322,7 @@ conn_handle(struct worker *w, struct conn *c)
 	w->nreq++;
 	timeout_arm(c, c->p.id);
 	worker_working(w, &c->p);
+	w->last_req = started;
 	if (c->p.params_too_large)
 		response_error(&resp, 431, "too large",
 		    "request headers too large");
@@ -337,7 +345,9 @@ conn_handle(struct worker *w, struct conn *c)
 	    fcgi_put_stdout(&c->out, c->p.id, NULL, 0) == -1 ||
 	    fcgi_put_end(&c->out, c->p.id, 0, FCGI_REQUEST_COMPLETE) == -1)
 		c->closing = 1;
-	if (!c->p.keep_conn)
+	/* A retiring worker keeps no connection: the front end opens a
+	 * new one, to a worker of the new generation. */
+	if (!c->p.keep_conn || w->retiring)
 		c->closing = 1;
 	timeout_reply.armed = 0;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -456,8 +466,13 @@ conn_readable(struct worker *w, struct conn *c)
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* A kept connection waits without a read
+			 * buffer: dozens of them may sit idle. */
+			if (c->in.len == 0)
+				buf_free(&c->in);
 			break;
+		}
 		/* EOF or error: the peer is gone. */
 		conn_close(w, c);
 		return;
@@ -530,7 +545,18 @@ worker_accept(struct worker *w)
 	return 0;
 }
 
-/* Stop accepting; what was accepted is still served. */
+/* 1 if an idle kept connection has bytes waiting in the kernel: a
+ * request the front end already sent, which closing would lose. */
+static int
+conn_pending(const struct conn *c)
+{
+	char	 b;
+
+	return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* Stop accepting; what was accepted is still served, and each
+ * connection closed after its request. */
 static void
 worker_retire(struct worker *w)
 {
@@ -547,7 +573,7 @@ worker_retire(struct worker *w)
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
 		if (!c->dead && !c->mid_request && c->out.len == 0 &&
-		    c->in.len == 0)
+		    c->in.len == 0 && !conn_pending(c))
 			conn_close(w, c);
 	}
 }
@@ -633,6 +659,29 @@ worker_expire(struct worker *w)
 	return (int)(wait < 0 ? 0 : wait);
 }
 
+/*
+ * Once the worker has been idle for TRIM_IDLE_MS after requests, hand
+ * the memory they freed back to the system: glibc keeps it otherwise,
+ * e.g. the argon2 block of a login (m KiB) or the buffers of a burst
+ * of connections.  Returns the wait for epoll, at most timeout.
+ */
+static int
+worker_trim(struct worker *w, int timeout)
+{
+	int64_t	 left;
+
+	if (w->nreq == w->trimmed_at)
+		return timeout;
+	left = w->last_req + TRIM_IDLE_MS - now_ms();
+	if (left > 0)
+		return left < timeout ? (int)left : timeout;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+	w->trimmed_at = w->nreq;
+	return timeout;
+}
+
 static int
 worker_setup(struct worker *w, int listen_fd)
 {
@@ -708,6 +757,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 	struct epoll_event	 evs[MAX_EVENTS];
 	struct worker		 w;
 	uint64_t		 max_requests = 0;
+	char			 tok[256];
 	int			 i, n, timeout, pool, t;
 
 	memset(&w, 0, sizeof(w));
@@ -747,10 +797,15 @@ worker_main(const struct config *cfg, const struct service *svc,
 	 * is not fatal: requests answer 503 until the database is back. */
 	if (w.ctx.db != NULL)
 		(void)db_ensure(w.ctx.db);
+	/* Likewise libcrypto, which sets itself up (about 2 MB) at its
+	 * first HMAC: that memory belongs to an idle worker, and that
+	 * time to no request. */
+	(void)jwt_sign((const uint8_t *)"warm-up", 7, "warm-up", 0, 0, tok,
+	    sizeof(tok));
 	worker_state(&w, SB_IDLE, NULL, NULL);
 
 	while (!w.retiring || w.nconns > 0) {
-		timeout = worker_expire(&w);
+		timeout = worker_trim(&w, worker_expire(&w));
 		/* The service's periodic work (visit counts). */
 		if (svc->tick != NULL && (t = svc->tick(&w.ctx)) >= 0 &&
 		    t < timeout)

@@ -234,6 +234,14 @@ class Cluster:
                                                              "_listen"])
             mine["fastcgi_pass %s;" % target] = \
                 "fastcgi_pass shortd_%s;" % pool
+        # The template may already pass the shortener pool to its own
+        # one-server upstream: the snippet's upstream of both instances
+        # takes its name and place.
+        own = re.compile(r"(?m)^\s*upstream shortd_shortener \{[^}]*\}\n")
+        if own.search(text):
+            text = own.sub("", text, count=1)
+            mine = {k: v for k, v in mine.items()
+                    if v != "fastcgi_pass shortd_shortener;"}
         for old, new in mine.items():
             if old not in text:
                 raise ClusterError("nginx template: no %r to replace" % old)
