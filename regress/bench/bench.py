@@ -457,6 +457,10 @@ def main(argv=None):
         k, _, v = kv.partition("=")
         overrides[k] = v
     overrides.setdefault("log_level", "warn")
+    # Static pools of the default minimum (2 + 2): the figures are per
+    # worker count, and a pool growing mid-run would blur them.
+    overrides.setdefault("auth_workers", "2")
+    overrides.setdefault("shortener_workers", "2")
 
     workdir = tempfile.mkdtemp(prefix="shortd-bench-")
     os.chmod(workdir, 0o755)    # nginx's workers run as nobody
@@ -746,10 +750,17 @@ def report(res, args):
              "ratios are taken within each round)" % (
                  res["load_before"], res["load_after"]))
     L.append("- %s, %s, %s" % (res["nginx"], res["mariadb"], res["wrk"]))
-    L.append("- shortd: release build; auth_workers %s, shortener_workers "
+    def pool(name):
+        """A pool's size as configured: N (static) or MIN..MAX."""
+        n = str(conf.get(name + "_workers", "0"))
+        if n not in ("", "0"):
+            return n
+        return "%s..%s" % (conf.get(name + "_workers_min", "?"),
+                           conf.get(name + "_workers_max", "?"))
+    L.append("- shortd: release build; auth workers %s, shortener workers "
              "%s; argon2id m=%s KiB t=%s p=%s; nginx worker_processes 1; "
              "InnoDB buffer pool %d MB; %s links, loaded in %.0f s" % (
-                 conf["auth_workers"], conf["shortener_workers"],
+                 pool("auth"), pool("shortener"),
                  conf["argon2_memory"], conf["argon2_iterations"],
                  conf["argon2_parallelism"], res["buffer_pool_mb"], nl,
                  res["load_s"]))
