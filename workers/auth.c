@@ -61,14 +61,6 @@ auth_init(struct worker_ctx *ctx)
 }
 
 static void
-auth_bad_method(struct response *resp, const char *allow)
-{
-	response_error(resp, 405, "method not allowed",
-	    "this method is not allowed here; see the Allow header");
-	response_header(resp, "Allow", "%s", allow);
-}
-
-static void
 auth_forbidden(struct response *resp)
 {
 	response_error(resp, 403, "forbidden", BAD_CREDENTIALS);
@@ -348,12 +340,12 @@ auth_handle(struct worker_ctx *ctx, const struct request *req,
 		else if (strcmp(m, "PUT") == 0)
 			auth_change(ctx, req, resp);
 		else
-			auth_bad_method(resp, ALLOW_USERS);
+			response_bad_method(resp, ALLOW_USERS);
 	} else if (auth_path_is(req, "/users/login")) {
 		if (strcmp(m, "POST") == 0)
 			auth_login(ctx, req, resp);
 		else
-			auth_bad_method(resp, ALLOW_LOGIN);
+			response_bad_method(resp, ALLOW_LOGIN);
 	} else
 		response_error(resp, 404, "not found", "no such resource");
 }

@@ -45,25 +45,32 @@ json_ws(char c)
 
 /*
  * The bytes js[from, to) between two tokens must be whitespace holding
- * exactly one sep (or none when sep is 0).
+ * exactly one sep (or none when sep is 0).  Shared with jwt.c, which
+ * walks its header and payload the same way.
  */
-static int
-json_gap(const struct jdoc *d, int from, int to, char sep)
+int
+json_gap_ok(const char *js, size_t len, int from, int to, char sep)
 {
 	int	 seen = 0;
 
-	if (from < 0 || to < from || (size_t)to > d->len)
+	if (from < 0 || to < from || (size_t)to > len)
 		return -1;
 	for (; from < to; from++) {
-		if (json_ws(d->js[from]))
+		if (json_ws(js[from]))
 			continue;
-		if (sep != '\0' && d->js[from] == sep && !seen) {
+		if (sep != '\0' && js[from] == sep && !seen) {
 			seen = 1;
 			continue;
 		}
 		return -1;
 	}
 	return (sep == '\0' || seen) ? 0 : -1;
+}
+
+static int
+json_gap(const struct jdoc *d, int from, int to, char sep)
+{
+	return json_gap_ok(d->js, d->len, from, to, sep);
 }
 
 /* Where a token's text begins and ends, quotes included. */
@@ -89,8 +96,9 @@ json_digits(const char *s, size_t len, size_t *i)
 	return *i > start ? 0 : -1;
 }
 
-/* true, false, null or an RFC 8259 number. */
-static int
+/* true, false, null or an RFC 8259 number: 0, else -1.  Shared with
+ * jwt.c. */
+int
 json_primitive_ok(const char *s, size_t len)
 {
 	size_t	 i = 0;

@@ -187,29 +187,9 @@ out:
 }
 
 static int
-jwt_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* js[from, to) holds only whitespace and exactly one sep (if any). */
-static int
 jwt_gap(const struct jwt_json *d, int from, int to, char sep)
 {
-	int	 seen = 0;
-
-	if (from < 0 || to < from || (size_t)to > d->len)
-		return -1;
-	for (; from < to; from++) {
-		if (jwt_ws(d->js[from]))
-			continue;
-		if (sep != '\0' && d->js[from] == sep && !seen) {
-			seen = 1;
-			continue;
-		}
-		return -1;
-	}
-	return (sep == '\0' || seen) ? 0 : -1;
+	return json_gap_ok(d->js, d->len, from, to, sep);
 }
 
 static int
@@ -236,43 +216,6 @@ jwt_string_ok(const struct jwt_json *d, const jsmntok_t *t)
 	return 0;
 }
 
-static int
-jwt_primitive_ok(const char *s, size_t len)
-{
-	size_t	 i = 0, d;
-
-	if ((len == 4 && memcmp(s, "true", 4) == 0) ||
-	    (len == 5 && memcmp(s, "false", 5) == 0) ||
-	    (len == 4 && memcmp(s, "null", 4) == 0))
-		return 0;
-	if (i < len && s[i] == '-')
-		i++;
-	if (i < len && s[i] == '0')
-		i++;
-	else {
-		for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
-			;
-		if (i == d || s[d] == '0')
-			return -1;
-	}
-	if (i < len && s[i] == '.') {
-		for (d = ++i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
-			;
-		if (i == d)
-			return -1;
-	}
-	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < len && (s[i] == '+' || s[i] == '-'))
-			i++;
-		for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
-			;
-		if (i == d)
-			return -1;
-	}
-	return i == len ? 0 : -1;
-}
-
 /* Check the value at token *i and its children; advance *i past it. */
 static int
 jwt_check_value(const struct jwt_json *d, int *i)
@@ -286,7 +229,7 @@ jwt_check_value(const struct jwt_json *d, int *i)
 	if (t->type == JSMN_STRING)
 		return t->size == 0 ? jwt_string_ok(d, t) : -1;
 	if (t->type == JSMN_PRIMITIVE)
-		return t->size == 0 ? jwt_primitive_ok(d->js + t->start,
+		return t->size == 0 ? json_primitive_ok(d->js + t->start,
 		    (size_t)(t->end - t->start)) : -1;
 	if (t->type != JSMN_OBJECT && t->type != JSMN_ARRAY)
 		return -1;

@@ -175,6 +175,15 @@ response_error(struct response *r, int status, const char *detail,
 	buf_puts(&r->body, "}");
 }
 
+/* 405 with the methods the path does support. */
+void
+response_bad_method(struct response *r, const char *allow)
+{
+	response_error(r, 405, "method not allowed",
+	    "this method is not allowed here; see the Allow header");
+	response_header(r, "Allow", "%s", allow);
+}
+
 void
 response_unavailable(struct response *r, int retry_after)
 {

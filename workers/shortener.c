@@ -88,14 +88,6 @@ short_not_found(struct response *resp, const char *message)
 	response_error(resp, 404, "not found", message);
 }
 
-static void
-short_bad_method(struct response *resp, const char *allow)
-{
-	response_error(resp, 405, "method not allowed",
-	    "this method is not allowed here; see the Allow header");
-	response_header(resp, "Allow", "%s", allow);
-}
-
 /* Map a failed db_* call to its response. */
 static void
 short_db_failed(const struct worker_ctx *ctx, struct response *resp,
@@ -701,7 +693,7 @@ short_collection(struct worker_ctx *ctx, const struct request *req,
 
 	if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 &&
 	    strcmp(m, "POST") != 0 && strcmp(m, "DELETE") != 0) {
-		short_bad_method(resp, ALLOW_COLLECTION);
+		response_bad_method(resp, ALLOW_COLLECTION);
 		return;
 	}
 	if (short_token(ctx, req, resp, &claims) == -1)
@@ -1072,7 +1064,7 @@ short_item(struct worker_ctx *ctx, const struct request *req,
 		return;
 	}
 	if (strcmp(m, "PUT") != 0 && strcmp(m, "DELETE") != 0) {
-		short_bad_method(resp, ALLOW_ITEM);
+		response_bad_method(resp, ALLOW_ITEM);
 		return;
 	}
 	if (short_token(ctx, req, resp, &claims) == -1)
@@ -1090,7 +1082,7 @@ short_sub(struct worker_ctx *ctx, const struct request *req,
 {
 	if (strcmp(req->method, "GET") != 0 &&
 	    strcmp(req->method, "HEAD") != 0)
-		short_bad_method(resp, ALLOW_SUB);
+		response_bad_method(resp, ALLOW_SUB);
 	else if (strcmp(sub, "stats") == 0)
 		short_stats(ctx, req, resp, id);
 	else

@@ -457,9 +457,7 @@ status_handle(struct worker_ctx *ctx, const struct request *req,
 	}
 	if (strcmp(req->method, "GET") != 0 &&
 	    strcmp(req->method, "HEAD") != 0) {
-		response_error(resp, 405, "method not allowed",
-		    "this method is not allowed here; see the Allow header");
-		response_header(resp, "Allow", "%s", STATUS_ALLOW);
+		response_bad_method(resp, STATUS_ALLOW);
 		return;
 	}
 	if (ctx->sb == NULL) {

@@ -75,6 +75,7 @@ void	response_body(struct response *, int status,
 /* {"detail": detail, "message": message} */
 void	response_error(struct response *, int status, const char *detail,
 	    const char *message);
+void	response_bad_method(struct response *, const char *allow);
 void	response_unavailable(struct response *, int retry_after);
 void	response_no_content(struct response *, int status);
 /* Serialise as CGI output: "Status: ...\r\nheaders\r\n\r\nbody". */
@@ -131,6 +132,11 @@ enum body_status json_parse_fields(const char *, size_t, struct field *,
 int	field_parse_int(const char *, size_t, int64_t *v);
 /* Append s as a JSON string literal (quotes included). */
 int	json_put_str(struct buf *, const char *, size_t);
+/* Pieces of the strict JSON grammar, shared by the body reader and
+ * jwt.c: whitespace around one separator between token offsets, and a
+ * literal or number.  0 if well-formed, else -1. */
+int	json_gap_ok(const char *js, size_t len, int from, int to, char sep);
+int	json_primitive_ok(const char *, size_t);
 /* 1 if the bytes are valid UTF-8 without NUL. */
 int	utf8_valid(const char *, size_t);
 
