@@ -30,6 +30,8 @@
  *    write moves on to the next node.
  *  - Failing to prepare is retried once on a new connection for reads
  *    and writes alike: nothing was executed.
+ *  - A read on a connection used less than DB_RECENT_MS ago skips the
+ *    socket check: a close it would catch only costs the read a retry.
  *  - A deadlock, a Galera certification failure (both 1213) or a lock
  *    wait timeout rolled the autocommit statement back, so it is
  *    retried up to DB_LOCK_RETRIES times, after a pause of a few
@@ -50,6 +52,7 @@
 #include "workers.h"
 
 #define DB_PING_IDLE_MS	5000
+#define DB_RECENT_MS	1000		/* reads skip the link check */
 #define DB_LOCK_RETRIES	5
 #define DB_LOCK_PAUSE_US	1000		/* times the attempt, plus jitter */
 #define DB_IO_TIMEOUT	10		/* s, per read or write */
@@ -590,6 +593,8 @@ static void
 db_check_link(struct db *db, int write)
 {
 	if (!db->connected)
+		return;
+	if (!write && db_now_ms() - db->last_used_ms < DB_RECENT_MS)
 		return;
 	if (db_link_closed(db)) {
 		log_info("db: node %d closed the connection, reconnecting",

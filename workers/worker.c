@@ -64,6 +64,7 @@ struct conn {
 	struct buf	 out;		/* bytes to write */
 	int		 mid_request;	/* some bytes of a request arrived */
 	int		 closing;	/* close once out is drained */
+	int		 watched;	/* in the epoll set */
 	int		 want_out;	/* registered for EPOLLOUT */
 	int		 dead;		/* closed; freed after the event batch */
 	int64_t		 deadline;	/* ms, monotonic */
@@ -125,7 +126,8 @@ conn_close(struct worker *w, struct conn *c)
 {
 	if (c->dead)
 		return;
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	/* The worker holds the only reference to an accepted socket, so
+	 * close() also takes it out of the epoll set. */
 	close(c->fd);
 	c->fd = -1;
 	c->dead = 1;
@@ -150,18 +152,26 @@ conn_reap(struct worker *w)
 	}
 }
 
+/* Wait for what c needs next: output to drain, or input.  A
+ * connection enters the epoll set only when it first has to wait. */
 static void
 conn_arm(struct worker *w, struct conn *c)
 {
 	struct epoll_event	 ev;
 	int			 want = c->out.len > 0;
 
-	if (want == c->want_out)
+	if (c->watched && want == c->want_out)
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = want ? EPOLLOUT : EPOLLIN;
 	ev.data.ptr = c;
-	epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	if (epoll_ctl(w->epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+	    c->fd, &ev) == -1) {
+		log_warn("epoll_ctl");
+		conn_close(w, c);
+		return;
+	}
+	c->watched = 1;
 	c->want_out = want;
 }
 
@@ -494,7 +504,8 @@ listen_toggle(struct worker *w, int on)
 	if (w->lfd == -1 || w->listening == on)
 		return;
 	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
+	/* One idle worker is woken per connection, not all of them. */
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
 	ev.data.ptr = NULL;
 	epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->lfd, &ev);
 	w->listening = on;
@@ -503,7 +514,6 @@ listen_toggle(struct worker *w, int on)
 static int
 worker_accept(struct worker *w)
 {
-	struct epoll_event	 ev;
 	struct conn		*c;
 	int			 fd;
 
@@ -530,18 +540,17 @@ worker_accept(struct worker *w)
 	c->began = now_ms();
 	c->deadline = c->began + (int64_t)w->cfg->read_timeout * 1000;
 	c->mid_request = 1;	/* a fresh connection owes us a request */
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
-	ev.data.ptr = c;
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-		fcgi_free(&c->p);
-		close(fd);
-		free(c);
-		return -1;
-	}
 	c->next = w->conns;
 	w->conns = c;
 	w->nconns++;
+	/*
+	 * nginx writes the request as soon as it has connected, so it is
+	 * usually here already: read it now.  A request that came whole
+	 * is answered and, without keep-alive, the connection closed
+	 * before it ever enters the epoll set; conn_arm() adds it only
+	 * when it has to wait.
+	 */
+	conn_readable(w, c);
 	return 0;
 }
 
