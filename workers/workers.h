@@ -400,10 +400,12 @@ extern const struct service auth_service;		/* auth.c */
 extern const struct service shortener_service;	/* shortener.c */
 extern const struct service status_service;	/* status.c */
 
-/* worker.c: runs in the child; returns only to exit.  slot is the
- * worker's own scoreboard slot, or -1 for a process outside the pools
- * (the status process), which writes nothing to the scoreboard. */
+/* worker.c: runs in the child; returns only to exit.  handoff is the
+ * pool's handoff socket pair ([0] to send, [1] to receive), or NULL.
+ * slot is the worker's own scoreboard slot, or -1 for a process outside
+ * the pools (the status process), which writes nothing to the
+ * scoreboard. */
 int	worker_main(const struct config *, const struct service *,
-	    int listen_fd, struct scoreboard *, int slot);
+	    int listen_fd, const int *handoff, struct scoreboard *, int slot);
 
 #endif /* SHORTD_WORKERS_H */
