@@ -312,10 +312,14 @@ enum db_status	 db_user_set_password(struct db *, const char *user,
 
 enum db_status	 db_url_insert(struct db *, const char *id, const char *owner,
 		    const char *value, size_t len, int64_t now_us);
-/* The same with limits (0: none).  DB_DUPLICATE: the id is taken. */
+/* The same with limits (0: none), for a token issued at issued (unix
+ * s): DB_DUPLICATE the id is taken, DB_NOTFOUND no row was written
+ * because the owner does not exist or changed its password after
+ * issued (pw_changed > issued). */
 enum db_status	 db_url_insert_limited(struct db *, const char *id,
-		    const char *owner, const char *value, size_t len,
-		    int64_t now_us, int64_t expires_us, int64_t max_visits);
+		    const char *owner, int64_t issued, const char *value,
+		    size_t len, int64_t now_us, int64_t expires_us,
+		    int64_t max_visits);
 /* The owner's oldest link to exactly this value without limits, for
  * "reuse": DB_OK with id filled, or DB_NOTFOUND. */
 enum db_status	 db_url_find(struct db *, const char *owner,
