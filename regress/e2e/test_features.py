@@ -410,6 +410,56 @@ def test_counts_flushed_on_shutdown(s):
     assert _stats(s, tok, i)["visits"] == 6
 
 
+def test_counts_wait_for_a_locked_row(s):
+    """Another session holding a counted link's row (a long transaction,
+    an administrator) stalls no worker: redirects of that link and of
+    others keep being served, the other link's visits are written
+    meanwhile, and once the lock goes the count is exactly the visits
+    made: none lost, none written twice."""
+    tok = _user(s, "lkd")
+    i = s.shorten(tok, "https://example.com/locked/" + _rid())
+    j = s.shorten(tok, "https://example.com/free/" + _rid())
+    made = {i: 0, j: 0}
+    conn = s.db_connect(autocommit=False)
+    try:
+        with conn.cursor() as c:
+            c.execute("BEGIN")
+            c.execute("SELECT visits FROM urls WHERE id = %s FOR UPDATE",
+                      (i,))
+            assert c.fetchall() == ((0,),)
+        # Several flush windows (visits_flush_ms is 1 s) with the row
+        # held; every worker that serves i has it to count.
+        end = time.time() + 5
+        while time.time() < end:
+            for k in (i, j):
+                try:
+                    r = s.http("GET", "/" + k, timeout=3)
+                except requests.RequestException as e:
+                    raise AssertionError(
+                        "GET /%s not answered within 3 s while another "
+                        "session holds /%s's row: %r" % (k, i, e))
+                assert r.status_code == 301, "GET /%s: %s" % (k, _show(r))
+                made[k] += 1
+            time.sleep(0.02)
+        # The held row keeps back its own link only.
+        st = _wait_visits(s, tok, j, made[j])
+        assert st["visits"] == made[j], "visits of the free link %d, " \
+            "made %d, while the other's row is locked" % (st["visits"],
+                                                         made[j])
+        assert _stats(s, tok, i)["visits"] == 0
+    finally:
+        conn.rollback()
+        conn.close()
+    st = _wait_visits(s, tok, i, made[i])
+    assert st["visits"] == made[i], "visits %d after %d redirects with " \
+        "the row locked" % (st["visits"], made[i])
+    # Nothing comes late or twice: more flush windows change nothing.
+    time.sleep(2.5)
+    assert _stats(s, tok, i)["visits"] == made[i]
+    assert _stats(s, tok, j)["visits"] == made[j]
+    assert "their rows are locked by another session" in s.shortd_log()
+
+
 # ------------------------------------------------------------------
 # Reuse
 # ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /*
- * visits.c: the in-memory table and its flush schedule (the flush
- * itself, through the database, is covered end to end by
- * regress/e2e/test_features.py).
+ * visits.c: the in-memory table and its flush schedule, and the
+ * back-off after failed flushes (the flush itself, through the
+ * database, is covered end to end by regress/e2e/test_features.py).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -63,4 +63,57 @@ UNIT_TEST(bounds)
 	visits_free(v);
 }
 
-UNIT_MAIN(UNIT(schedule), UNIT(bounds))
+/*
+ * Flushes that fail keep every visit and are spaced: flush_ms but at
+ * least a second, doubling up to 30 s, early triggers included; the
+ * database here is a unix socket that does not exist, so every flush
+ * fails without touching anything.
+ */
+UNIT_TEST(backoff)
+{
+	struct config	 cfg;
+	struct db	*db;
+	struct visits	*v;
+	int64_t		 t = 100000;
+	int		 i, want[] = { 1000, 2000, 4000, 8000, 16000, 30000,
+			    30000 };
+
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.db_socket, sizeof(cfg.db_socket),
+	    "/nonexistent/shortd-unit.sock");
+	cfg.db_connect_timeout = 1;
+	CHECK((db = db_new(&cfg)) != NULL);
+	CHECK((v = visits_new(100)) != NULL);
+	CHECK(visits_add(v, "abc", 1, t) == 0);
+	CHECK(visits_add(v, "abd", 2, t) == 0);
+	CHECK(visits_due(v, t + 100) == 0);
+	for (i = 0; i < (int)(sizeof(want) / sizeof(want[0])); i++) {
+		t += 100;
+		visits_flush(v, db, t);
+		CHECK(visits_pending(v) == 2);
+		CHECK(visits_due(v, t) == want[i]);
+		CHECK(visits_due(v, t + want[i] - 1) == 1);
+		t += want[i];
+		CHECK(visits_due(v, t) == 0);
+	}
+	/* Many visits waiting do not cut the back-off short. */
+	visits_flush(v, db, t);
+	for (i = 0; i < 20000; i++)
+		CHECK(visits_add(v, "abc", i, t) == 0);
+	CHECK(visits_due(v, t) == 30000);
+	CHECK(visits_due(v, t + 30000) == 0);
+	visits_free(v);
+
+	/* A long flush interval is the back-off's floor. */
+	CHECK((v = visits_new(45000)) != NULL);
+	CHECK(visits_add(v, "abc", 1, t) == 0);
+	visits_flush(v, db, t);
+	CHECK(visits_due(v, t) == 45000);
+	visits_flush(v, db, t + 45000);
+	CHECK(visits_due(v, t + 45000) == 45000);
+	CHECK(visits_pending(v) == 1);
+	visits_free(v);
+	db_free(db);
+}
+
+UNIT_MAIN(UNIT(schedule), UNIT(bounds), UNIT(backoff))
