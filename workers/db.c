@@ -115,14 +115,18 @@ enum db_stmt {
 /*
  * The batch of visit counts: DB_VISITS_BATCH links per statement, each
  * as "WHEN ? THEN ?" in two CASEs and one "?" in the IN list.  Unused
- * places get the empty id, which no row has.  The IN list makes it a
- * primary key lookup, locking rows in key order; a flush sends its
- * links sorted, so its statements lock in key order too.  The CASE
- * compares with the ascii_bin column's collation, so ids stay
- * case-sensitive.  A flush that must not wait for row locks first
- * locks the rows with SKIP LOCKED (MariaDB 10.6+, MySQL 8.0+) and
- * updates only those it got: a row another session holds is left for a
- * later flush (see db_url_add_visits).
+ * places get the empty id, which no row has.  FORCE INDEX makes the
+ * IN list a primary key lookup, locking those rows only, in key order:
+ * without it, on a table of up to a few hundred rows, the server reads
+ * (and, under REPEATABLE READ, locks) every row, and waits for any
+ * row locked anywhere.  (The SELECT may still read the whole key of a
+ * table of a few dozen rows; with SKIP LOCKED it waits for none.)  A
+ * flush sends its links sorted, so its statements lock in key order
+ * too.  The CASE compares with the ascii_bin column's collation, so
+ * ids stay case-sensitive.  A flush that must not wait for row locks
+ * first locks the rows with SKIP LOCKED (MariaDB 10.6+, MySQL 8.0+)
+ * and updates only those it got: a row another session holds is left
+ * for a later flush (see db_url_add_visits).
  */
 #define DB_W1	"WHEN ? THEN ? "
 #define DB_W4	DB_W1 DB_W1 DB_W1 DB_W1
@@ -190,12 +194,13 @@ static const struct db_sql {
 	    "WHERE id = ? AND (max_visits IS NULL OR visits < max_visits) "
 	    "AND (expires_us IS NULL OR expires_us > ?)" },
 	[DBS_URL_ADD_VISITS] = { "url add visits", 1,
-	    "UPDATE urls SET visits = visits + CASE id " DB_W32 "ELSE 0 END, "
+	    "UPDATE urls FORCE INDEX (PRIMARY) "
+	    "SET visits = visits + CASE id " DB_W32 "ELSE 0 END, "
 	    "last_visit_us = GREATEST(COALESCE(last_visit_us, 0), "
 	    "CASE id " DB_W32 "ELSE 0 END) WHERE id IN (" DB_Q32 ")" },
 	[DBS_URL_LOCK_VISITS] = { "url lock visits", 1,
-	    "SELECT id FROM urls WHERE id IN (" DB_Q32 ") "
-	    "FOR UPDATE SKIP LOCKED" },
+	    "SELECT id FROM urls FORCE INDEX (PRIMARY) "
+	    "WHERE id IN (" DB_Q32 ") FOR UPDATE SKIP LOCKED" },
 	/* A consistent read: it takes no lock and waits for none. */
 	[DBS_URL_SEEN_VISITS] = { "url find visits", 0,
 	    "SELECT id FROM urls WHERE id IN (" DB_Q32 ")" },
@@ -1337,8 +1342,9 @@ db_visits_end(struct db *db, int bounded)
  * On return v[k].pending is 1 if link k's count was surely not
  * written (its row was held by another session and skipped, or the
  * transaction rolled back or never began), 0 if it was written, if its
- * link is gone, or if the connection went during COMMIT (which may or
- * may not have applied it).  *retry is set when nothing was applied
+ * link is gone, or if COMMIT failed other than by a rollback (the
+ * connection went during it: it may or may not have applied it).
+ * *retry is set when nothing was applied
  * and trying again at once, skipping locked rows, may work: a lock
  * wait timeout while waiting was allowed, a deadlock or a Galera
  * certification conflict (1213, both roll the transaction back), a
@@ -1351,7 +1357,7 @@ db_visits_txn(struct db *db, struct db_visits *v, size_t n,
 	enum db_errclass c;
 	unsigned int	 err;
 	size_t		 k, m;
-	int		 bounded = 0, committing = 0;
+	int		 bounded = 0, committing = 0, unsure;
 
 	*retry = 0;
 	for (k = 0; k < n; k++)
@@ -1380,29 +1386,36 @@ fail:
 		 * like any lost node, so the retry goes to the next one. */
 		db_node_failed(db, db->cur);
 		db_disconnect(db);
+		unsure = committing;
 		*retry = !committing;
+		if (*retry)
+			log_info("db: url add visits: %s (%u) before COMMIT, "
+			    "nothing applied; retrying on a new connection",
+			    db->errmsg, err);
 	} else {
 		if (c == DBE_STALE) {
 			db_close_stmt(db, DBS_URL_ADD_VISITS);
 			db_close_stmt(db, DBS_URL_LOCK_VISITS);
 			db_close_stmt(db, DBS_URL_SEEN_VISITS);
 		}
-		*retry = (err == DB_ER_LOCK_WAIT_TIMEOUT && !skip) ||
-		    err == DB_ER_LOCK_DEADLOCK || c == DBE_STALE;
-		committing = 0;		/* the server said no: not applied */
+		/* A COMMIT that failed otherwise than by a rollback the
+		 * server made (1213) is not known not to have applied. */
+		unsure = committing && c != DBE_LOCK;
+		*retry = !unsure && ((err == DB_ER_LOCK_WAIT_TIMEOUT &&
+		    !skip) || err == DB_ER_LOCK_DEADLOCK || c == DBE_STALE);
 		if (mysql_rollback(db->mysql) != 0)
 			db_disconnect(db);	/* which rolls back */
 		else
 			db_visits_end(db, bounded);
+		if (*retry)
+			log_info("db: url add visits: %s (%u), rolled back; "
+			    "retrying, skipping rows locked by others",
+			    db->errmsg, err);
 	}
 	/* Skipped rows were in no UPDATE: they wait whatever happened. */
-	if (!committing)
+	if (!unsure)
 		for (k = 0; k < n; k++)
 			v[k].pending = 1;
-	if (*retry)
-		log_info("db: url add visits: %s (%u), rolled back; "
-		    "retrying, skipping rows locked by others", db->errmsg,
-		    err);
 	return DB_UNAVAILABLE;
 }
 

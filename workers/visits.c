@@ -14,9 +14,10 @@
  *
  * and the worker's loop runs it (the service's tick), also when no
  * request comes, and once more when the worker exits.  So the counts
- * GET /:id/stats shows lag the redirects by at most about flush_ms, and
- * a worker that crashes (or is killed) loses at most what it had not
- * flushed: that window, bounded by the numbers above.
+ * GET /:id/stats shows lag the redirects by about flush_ms (longer
+ * only while their row is locked or the database fails, see below),
+ * and a worker that crashes (or is killed) loses at most what it had
+ * not flushed: that window, bounded by the numbers above.
  *
  * A flush stalls the worker for at most about a second on a row lock.
  * Workers' flushes lock rows in id order and wait for each other
@@ -30,17 +31,17 @@
  * Counting is at most once.  Visits stay in the table, to be written
  * later, whenever they were surely not written: their row was locked
  * and skipped, the database could not be reached, the transaction was
- * rolled back (a lock wait timeout, a deadlock or any error the server
- * reports).
- * A failed flush is tried again after a back-off: flush_ms, but at
- * least VISITS_RETRY_MIN_MS, doubling to VISITS_RETRY_MAX_MS while
- * flushes keep failing, so an unusable database costs a worker one
- * attempt per back-off, not one per request.  Visits whose COMMIT may
- * or may not have happened (the connection went during it) are
- * dropped and logged, never written twice.  When the table is full
- * (the database has been away for a while and many distinct links were
- * visited) further new links are not counted; what still waits when
- * the worker exits is lost, and logged.
+ * rolled back (a lock wait timeout, a deadlock, any error the server
+ * reports before COMMIT).  A failed flush is tried again after a
+ * back-off: flush_ms, but at least VISITS_RETRY_MIN_MS, doubling to
+ * VISITS_RETRY_MAX_MS while flushes keep failing, so an unusable
+ * database costs a worker one attempt per back-off, not one per
+ * request.  Visits whose COMMIT may or may not have happened (the
+ * connection went during it, or it failed otherwise than by a
+ * rollback) are dropped and logged, never written twice.  When the
+ * table is full (the database has been away for a while and many
+ * distinct links were visited) further new links are not counted;
+ * what still waits when the worker exits is lost, and logged.
  *
  * Links with a visit limit are not counted here: shortener.c counts
  * them one by one with a conditional UPDATE, so the limit holds.
@@ -325,12 +326,16 @@ visits_flush(struct visits *v, struct db *db, int64_t now_ms)
 			    "%lld visits of %zu links kept, next try in "
 			    "%lld ms", err, (long long)waiting, kept,
 			    (long long)(v->retry_ms - now_ms));
+		else if (kept == 0)
+			log_warnx("visits: flush failed: %s; %lld visits of "
+			    "%zu links not recorded: the COMMIT may or may "
+			    "not have applied them", err, (long long)sum, n);
 		else
 			log_warnx("visits: flush failed: %s; %lld visits of "
-			    "%zu links not recorded (the connection went "
-			    "during COMMIT, which may or may not have "
-			    "applied them), %lld of %zu kept, next try in "
-			    "%lld ms", err, (long long)(sum - waiting), n - kept,
+			    "%zu links not recorded (the COMMIT may or may "
+			    "not have applied them), %lld of %zu links kept "
+			    "(their rows were locked), next try in %lld ms",
+			    err, (long long)(sum - waiting), n - kept,
 			    (long long)waiting, kept,
 			    (long long)(v->retry_ms - now_ms));
 	}
