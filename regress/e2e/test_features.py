@@ -410,6 +410,114 @@ def test_counts_flushed_on_shutdown(s):
     assert _stats(s, tok, i)["visits"] == 6
 
 
+def _lock_row(s, i):
+    """A connection holding urls row i locked (an open transaction)."""
+    conn = s.db_connect(autocommit=False)
+    with conn.cursor() as c:
+        c.execute("BEGIN")
+        c.execute("SELECT visits FROM urls WHERE id = %s FOR UPDATE", (i,))
+        assert len(c.fetchall()) == 1, "link %s not in the database" % i
+    return conn
+
+
+def test_counts_wait_for_a_locked_row(s):
+    """Another session holding a counted link's row (a long transaction,
+    an administrator) stalls no worker: redirects of that link and of
+    others keep being served, the other link's visits are written
+    meanwhile, and once the lock goes the count is exactly the visits
+    made: none lost, none written twice.  The flush's short lock wait is
+    its own: a PUT on a locked row afterwards waits as long as the
+    server says."""
+    tok = _user(s, "lkd")
+    i = s.shorten(tok, "https://example.com/locked/" + _rid())
+    j = s.shorten(tok, "https://example.com/free/" + _rid())
+    made = {i: 0, j: 0}
+    # One worker: every GET and the PUT below go through the worker
+    # whose flushes met the lock.  Two-second flushes: the 40 GETs of
+    # the second part fall in one.
+    s.restart_shortd({"shortener_workers": 1, "visits_flush_ms": 2000})
+    try:
+        conn = _lock_row(s, i)
+        try:
+            # Several flush windows with the row held.
+            end = time.time() + 6
+            while time.time() < end:
+                for k in (i, j):
+                    try:
+                        r = s.http("GET", "/" + k, timeout=3)
+                    except requests.RequestException as e:
+                        raise AssertionError(
+                            "GET /%s not answered within 3 s while another "
+                            "session holds /%s's row: %r" % (k, i, e))
+                    assert r.status_code == 301, "GET /%s: %s" % (
+                        k, _show(r))
+                    made[k] += 1
+                time.sleep(0.02)
+            # The held row keeps back its own link only.
+            st = _wait_visits(s, tok, j, made[j])
+            assert st["visits"] == made[j], "visits of the free link " \
+                "%d, made %d, while the other's row is locked" % (
+                    st["visits"], made[j])
+            assert _stats(s, tok, i)["visits"] == 0
+        finally:
+            conn.rollback()
+            conn.close()
+        st = _wait_visits(s, tok, i, made[i])
+        assert st["visits"] == made[i], "visits %d after %d redirects " \
+            "with the row locked" % (st["visits"], made[i])
+        # Nothing comes late or twice: more flush windows change nothing.
+        time.sleep(2.5)
+        assert _stats(s, tok, i)["visits"] == made[i]
+        assert _stats(s, tok, j)["visits"] == made[j]
+        log = s.shortd_log()
+        assert "their rows are locked by another session" in log, log[-3000:]
+
+        # More links than one UPDATE takes (32), the last in id order
+        # locked: the flush's second UPDATE times out after its first
+        # was applied; the whole transaction is rolled back, so the
+        # retry that skips the locked row writes the others once.
+        many = sorted(s.shorten(tok, "https://example.com/many/%d/%s" % (
+            n, _rid())) for n in range(40))
+        conn = _lock_row(s, many[-1])
+        try:
+            for k in many:
+                r = s.http("GET", "/" + k, timeout=3)
+                assert r.status_code == 301, "GET /%s: %s" % (k, _show(r))
+            for k in many[:-1]:
+                st = _wait_visits(s, tok, k, 1)
+                assert st["visits"] == 1, st
+            assert _stats(s, tok, many[-1])["visits"] == 0
+        finally:
+            conn.rollback()
+            conn.close()
+        assert _wait_visits(s, tok, many[-1], 1)["visits"] == 1
+        time.sleep(2.5)
+        assert [_stats(s, tok, k)["visits"] for k in many] == [1] * 40
+
+        # The worker's session has the server's lock wait (50 s) back:
+        # a PUT of a locked link waits past the flush's second without a
+        # lock wait timeout, and is applied once the row is free.
+        conn = _lock_row(s, j)
+        try:
+            with ThreadPoolExecutor(1) as ex:
+                put = ex.submit(s.http, "PUT", "/" + j,
+                                body={"url": "https://example.com/moved"},
+                                token=tok, timeout=30)
+                time.sleep(2.5)
+                assert not put.done(), "PUT answered while the row is " \
+                    "locked: %s" % _show(put.result())
+                conn.rollback()
+                r = put.result()
+        finally:
+            conn.close()
+        assert r.status_code == 200, "PUT after the lock: %s" % _show(r)
+        assert "url update: Lock wait timeout" not in s.shortd_log(), \
+            "the PUT waited with the flush's lock wait:\n%s" % (
+                s.shortd_log()[-3000:])
+    finally:
+        s.restart_shortd()
+
+
 # ------------------------------------------------------------------
 # Reuse
 # ------------------------------------------------------------------
