@@ -55,7 +55,9 @@
 #include "workers.h"
 
 #define VISITS_SLOTS		4096	/* power of two */
-#define VISITS_LINKS_EARLY	(VISITS_SLOTS / 2)
+#define VISITS_LINKS_EARLY	256	/* a flush this size holds the worker
+					   a few ms: requests sent on its kept
+					   connections wait that long */
 #define VISITS_LINKS_MAX	(VISITS_SLOTS / 4 * 3)
 #define VISITS_COUNT_EARLY	10000
 #define VISITS_RETRY_MIN_MS	1000	/* after a failed flush */
