@@ -161,12 +161,12 @@ static const struct db_sql {
 	 * in one round trip.  The SELECT's shared lock on the user row
 	 * is the one the foreign key check takes anyway. */
 	[DBS_URL_INSERT] = { "url insert", 1,
-	    "INSERT INTO urls (id, owner, value, value_hash, created_us, "
+	    "INSERT INTO urls (id, `user`, value, value_hash, created_us, "
 	    "updated_us, expires_us, max_visits) "
 	    "SELECT ?, username, ?, ?, ?, ?, ?, ? FROM users "
 	    "WHERE username = ? AND pw_changed <= ?" },
 	[DBS_URL_GET] = { "url get", 0,
-	    "SELECT owner, value, created_us, updated_us, visits, "
+	    "SELECT `user`, value, created_us, updated_us, visits, "
 	    "COALESCE(last_visit_us, 0), COALESCE(expires_us, 0), "
 	    "COALESCE(max_visits, 0) FROM urls WHERE id = ?" },
 	/* Each column changes only when its flag is set, in one
@@ -180,20 +180,20 @@ static const struct db_sql {
 	[DBS_URL_DELETE] = { "url delete", 1,
 	    "DELETE FROM urls WHERE id = ?" },
 	[DBS_URL_DELETE_ALL] = { "url delete all", 1,
-	    "DELETE FROM urls WHERE owner = ?" },
+	    "DELETE FROM urls WHERE `user` = ?" },
 	[DBS_URL_LIST_FIRST] = { "url list", 0,
 	    "SELECT id, value, created_us, visits, COALESCE(expires_us, 0), "
-	    "COALESCE(max_visits, 0) FROM urls WHERE owner = ? "
+	    "COALESCE(max_visits, 0) FROM urls WHERE `user` = ? "
 	    "ORDER BY created_us DESC, id DESC LIMIT ?" },
 	[DBS_URL_LIST_NEXT] = { "url list next", 0,
 	    "SELECT id, value, created_us, visits, COALESCE(expires_us, 0), "
-	    "COALESCE(max_visits, 0) FROM urls WHERE owner = ? "
+	    "COALESCE(max_visits, 0) FROM urls WHERE `user` = ? "
 	    "AND (created_us < ? OR (created_us = ? AND id < ?)) "
 	    "ORDER BY created_us DESC, id DESC LIMIT ?" },
-	/* idx_owner_value finds the candidates; value = ? rules out a
+	/* idx_user_value finds the candidates; value = ? rules out a
 	 * hash collision. */
 	[DBS_URL_FIND] = { "url find", 0,
-	    "SELECT id FROM urls WHERE owner = ? AND value_hash = ? "
+	    "SELECT id FROM urls WHERE `user` = ? AND value_hash = ? "
 	    "AND value = ? AND expires_us IS NULL AND max_visits IS NULL "
 	    "ORDER BY created_us, id LIMIT 1" },
 	/* The visit limit holds under any concurrency: the row lock
