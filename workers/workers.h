@@ -389,6 +389,11 @@ struct worker_ctx {
 	char			 dummy_hash[PASSWORD_HASH_MAX];
 	const struct scoreboard	*sb;		/* read-only view, may be NULL */
 	struct visits		*visits;	/* shortener; NULL: not counted */
+	/* Hand the worker's idle kept connections to the pool's other
+	 * workers: a service calls it before work no request waits for
+	 * (a visit flush), so that requests the front end sends on them
+	 * meanwhile are not held up.  Never NULL. */
+	void			(*let_go)(struct worker_ctx *);
 };
 
 typedef void	 (*handler_fn)(struct worker_ctx *, const struct request *,
