@@ -414,6 +414,20 @@ fcgi_next(struct fcgi_parser *p)
 	p->body_total = 0;
 }
 
+void
+fcgi_shrink(struct fcgi_parser *p)
+{
+	if (p->id != 0)
+		return;
+	buf_free(&p->params_raw);
+	buf_free(&p->params_store);
+	buf_free(&p->body);
+	if (p->hdrlen == 0 && p->clen == 0 && p->plen == 0)
+		buf_free(&p->rec);
+	if (p->out.len == 0)
+		buf_free(&p->out);
+}
+
 static int
 request_ready(const struct fcgi_parser *p)
 {

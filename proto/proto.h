@@ -143,6 +143,9 @@ enum fcgi_status fcgi_feed(struct fcgi_parser *, const uint8_t *, size_t,
 
 /* Forget the finished request; keep any pending out bytes. */
 void	fcgi_next(struct fcgi_parser *);
+/* Between requests (no request begun): give back the stream buffers,
+ * for a connection that may wait long for its next request. */
+void	fcgi_shrink(struct fcgi_parser *);
 
 /* Look up a param of the ready request by name; NULL if absent. */
 const char *fcgi_param(const struct fcgi_parser *, const char *name);

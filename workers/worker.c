@@ -816,6 +816,10 @@ conn_hand(struct worker *w, struct conn *c)
 static void
 conn_idle(struct worker *w, struct conn *c)
 {
+	/* Dozens may wait between requests: they keep no buffers. */
+	buf_free(&c->in);
+	buf_free(&c->out);
+	fcgi_shrink(&c->p);
 	if (w->retiring)
 		conn_hand(w, c);
 	else

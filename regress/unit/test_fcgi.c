@@ -1112,6 +1112,38 @@ UNIT_TEST(roundtrip)
 	buf_free(&b);
 }
 
+/* A kept connection between requests holds no stream buffer, and the
+ * next request on it parses as the first did; during a request,
+ * shrinking frees nothing. */
+UNIT_TEST(shrink_between_requests)
+{
+	struct fcgi_parser	 p;
+	struct buf		 b;
+	size_t			 used, half;
+
+	buf_init(&b);
+	fcgi_init(&p, &lim_default);
+	build_req(&b, 1, 1, BODY);
+	CHECK(fcgi_feed(&p, b.data, b.len, &used) == FCGI_READY);
+	CHECK(used == b.len);
+	fcgi_shrink(&p);		/* a request is active: no-op */
+	check_req(failed, &p, 1, 1, BODY);
+	fcgi_next(&p);
+	fcgi_shrink(&p);
+	CHECK(p.params_raw.cap == 0 && p.params_store.cap == 0 &&
+	    p.body.cap == 0 && p.rec.cap == 0 && p.out.cap == 0);
+	/* The next request, in two pieces with a shrink between. */
+	half = b.len / 2;
+	CHECK(fcgi_feed(&p, b.data, half, &used) == FCGI_NEED_MORE);
+	CHECK(used == half);
+	fcgi_shrink(&p);
+	CHECK(fcgi_feed(&p, b.data + half, b.len - half, &used) ==
+	    FCGI_READY);
+	check_req(failed, &p, 1, 1, BODY);
+	fcgi_free(&p);
+	buf_free(&b);
+}
+
 UNIT_MAIN(UNIT(buf_basics), UNIT(buf_overflow), UNIT(request_whole),
     UNIT(request_bytewise), UNIT(request_every_split), UNIT(pipelined),
     UNIT(request_minimal), UNIT(stream_order), UNIT(get_values),
@@ -1120,4 +1152,4 @@ UNIT_MAIN(UNIT(buf_basics), UNIT(buf_overflow), UNIT(request_whole),
     UNIT(abort_request), UNIT(unknown_role), UNIT(params_too_large_bytes),
     UNIT(params_too_many), UNIT(body_too_large), UNIT(body_large),
     UNIT(nul_in_param), UNIT(malformed), UNIT(garbage), UNIT(encode_stdout),
-    UNIT(encode_pair), UNIT(roundtrip))
+    UNIT(encode_pair), UNIT(roundtrip), UNIT(shrink_between_requests))
