@@ -20,11 +20,14 @@ TTL, can make a change visible in time.
 import functools
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 WORKERS = 2
 LONG_TTL = 60000            # ms: longer than any case
 SHORT_TTL = 300             # ms: the case of a change behind shortd's back
 AFTER = 40                  # requests checked after a change
+THREADS = 4                 # requests at a time: both workers serve
+WARM_ROUNDS = 20            # most rounds a warm-up may take
 METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 HITS = "shortd_redirect_cache_hits_total"
 MISSES = "shortd_redirect_cache_misses_total"
@@ -76,37 +79,43 @@ def _served(s):
             if w["pool"] == "shortener"}
 
 
-def _warm(s, links, rounds=20, method="GET", ttl_passes=False):
-    """GET (or HEAD) each of links {id: (status, location)} rounds
-    times, asserting the answers and that every shortener worker served
-    a fair share of them; return the cache hits and misses the warm-up
-    made.  Unless the TTL may pass meanwhile (ttl_passes), each worker
-    reads each link once and finds it in its cache after that."""
+def _burst(s, method, paths):
+    """Send the requests THREADS at a time -> [(path, response)]."""
+    with ThreadPoolExecutor(THREADS) as ex:
+        return list(ex.map(lambda p: (p, s.http(method, p)), paths))
+
+
+def _warm(s, links, ttl_passes=False):
+    """GET each of links {id: (status, location)}, THREADS at a time,
+    asserting the answers, until every shortener worker holds every
+    link in its cache: each worker reads each link once (a miss), so
+    that is when the misses reach WORKERS per link.  Unless the TTL may
+    pass meanwhile (ttl_passes: then until every worker served some).
+    -> (hits, misses, requests) of the warm-up."""
     m0, before = _metrics(s), _served(s)
-    n = 0
-    for _ in range(rounds):
-        for i, (status, loc) in links.items():
-            r = s.http(method, "/" + i)
+    n = hits = misses = 0
+    for _ in range(WARM_ROUNDS):
+        paths = ["/" + i for _ in range(8) for i in links]
+        for p, r in _burst(s, "GET", paths):
+            status, loc = links[p[1:]]
             assert r.status_code == status and \
                 r.headers.get("Location") == loc, \
-                "warm-up %s /%s: %s" % (method, i, _show(r))
-            n += 1
-    after = _served(s)
-    assert len(after) == WORKERS, "shortener workers: %r" % after
-    share = {pid: after[pid] - before.get(pid, 0) for pid in after}
-    # With a connection per request both workers take requests; one
-    # that served less than a tenth would leave the case proving
-    # little about it.
-    assert all(v >= n // 10 for v in share.values()), \
-        "a worker sat the warm-up out: %r of %d" % (share, n)
-    m1 = _metrics(s)
-    hits, misses = m1[HITS] - m0[HITS], m1[MISSES] - m0[MISSES]
-    assert hits + misses == n, "lookups %d + %d for %d requests" % (
-        hits, misses, n)
-    assert ttl_passes or misses <= WORKERS * len(links), \
-        "%d misses for %d links on %d workers" % (misses, len(links),
-                                                  WORKERS)
-    return hits, misses
+                "warm-up GET %s: %s" % (p, _show(r))
+        n += len(paths)
+        m1, after = _metrics(s), _served(s)
+        hits, misses = m1[HITS] - m0[HITS], m1[MISSES] - m0[MISSES]
+        assert hits + misses == n, "lookups %d + %d for %d requests" % (
+            hits, misses, n)
+        assert ttl_passes or misses <= WORKERS * len(links), \
+            "%d misses for %d links on %d workers" % (misses, len(links),
+                                                      WORKERS)
+        served = [after[pid] - before.get(pid, 0) for pid in after]
+        if len(served) == WORKERS and all(served) and (
+                ttl_passes or misses == WORKERS * len(links)):
+            return hits, misses, n
+    raise AssertionError("after %d requests the workers did not all hold "
+                         "the links: %d misses for %d links, served %r" % (
+                             n, misses, len(links), served))
 
 
 def _link(s, prefix, **extra):
@@ -120,30 +129,41 @@ def _link(s, prefix, **extra):
 
 
 def _all(s, ids, status, loc=None, method="GET", n=AFTER):
-    """The next n requests, spread over ids, all answer status (and
-    Location loc)."""
-    for k in range(n):
-        i = ids[k % len(ids)]
-        r = s.http(method, "/" + i)
-        assert r.status_code == status and \
-            r.headers.get("Location") == loc, \
-            "%s /%s, request %d after the change: want %d %r, got %s" % (
-                method, i, k + 1, status, loc, _show(r))
+    """The next n requests (THREADS at a time, spread over ids, more
+    until every shortener worker has served some) all answer status
+    (and Location loc)."""
+    before, sent = _served(s), 0
+    for _ in range(WARM_ROUNDS):
+        paths = ["/" + ids[k % len(ids)] for k in range(n)]
+        for p, r in _burst(s, method, paths):
+            sent += 1
+            assert r.status_code == status and \
+                r.headers.get("Location") == loc, \
+                "%s %s, one of %d requests after the change: want %d %r, " \
+                "got %s" % (method, p, sent, status, loc, _show(r))
+        after = _served(s)
+        if len(after) == WORKERS and all(after[pid] - before.get(pid, 0)
+                                         for pid in after):
+            return
+    raise AssertionError("a shortener worker served none of %d requests"
+                         % sent)
 
 
 @cached()
 def test_put_seen_by_every_worker(s):
     tok, i, url = _link(s, "cput")
     _warm(s, {i: (301, url)})
-    _warm(s, {i: (301, url)}, rounds=4, method="HEAD")
+    _all(s, [i], 301, url, method="HEAD", n=10)
     new = url + "/moved"
     r = s.http("PUT", "/" + i, {"url": new}, token=tok)
     assert r.status_code == 200, "PUT: %s" % _show(r)
+    m0 = _metrics(s)
     _all(s, [i], 301, new)
     _all(s, [i], 301, new, method="HEAD", n=10)
-    # And the new target is cached in turn.
-    hits, _ = _warm(s, {i: (301, new)})
-    assert hits > 0
+    # Each worker read the new target once, and cached it in turn.
+    m1 = _metrics(s)
+    assert m1[MISSES] - m0[MISSES] == WORKERS and m1[HITS] > m0[HITS], \
+        "after the change: %r -> %r" % (m0, m1)
     # A failed PUT (400) changes nothing, cached or not.
     r = s.http("PUT", "/" + i, {"url": "not a url"}, token=tok)
     assert r.status_code == 400, _show(r)
@@ -198,12 +218,11 @@ def test_expiry_changes_seen_by_every_worker(s):
     # Expiring soon, cached, then reached: the cache checks the expiry
     # on every hit (the long TTL would keep it otherwise).
     tok, j, url = _link(s, "cexp2")
-    _warm(s, {j: (301, url)}, rounds=5)
+    _warm(s, {j: (301, url)})
     expires = time.time() + 4
     r = s.http("PUT", "/" + j, {"expires_in": 4}, token=tok)
     assert r.status_code == 200, "PUT expires_in: %s" % _show(r)
-    hits, _ = _warm(s, {j: (301, url)}, rounds=3)
-    assert hits > 0
+    _warm(s, {j: (301, url)})
     time.sleep(max(0, expires - time.time()) + 0.2)
     m0 = _metrics(s)
     _all(s, [j], 410)
@@ -233,12 +252,10 @@ def test_visit_limit_holds_with_the_cache(s):
     # (to what was counted plus 2): two more visits, then 410 again.
     r = s.http("PUT", "/" + i, {"max_visits": None}, token=tok)
     assert r.status_code == 200, _show(r)
-    hits, _ = _warm(s, {i: (301, url)})
-    assert hits > 0
-    _all(s, [i], 301, url, n=4)
+    _, _, n = _warm(s, {i: (301, url)})
     # Visits of unlimited links are flushed within about a second.
     deadline = time.time() + 15
-    want = 5 + 20 + 4
+    want = 5 + n
     while time.time() < deadline and s.sql(
             "SELECT visits FROM urls WHERE id = %s", (i,))[0][0] < want:
         time.sleep(0.1)
@@ -277,7 +294,7 @@ def test_change_behind_shortd_shows_after_the_ttl(s):
     """Another instance (here: SQL) changes a link: the workers cannot
     know, the TTL bounds how long they answer the old target."""
     tok, i, url = _link(s, "cttl")
-    hits, _ = _warm(s, {i: (301, url)}, rounds=10, ttl_passes=True)
+    hits, _, _ = _warm(s, {i: (301, url)}, ttl_passes=True)
     assert hits > 0
     new = url + "/elsewhere"
     s.sql("UPDATE urls SET value = %s WHERE id = %s", (new, i))
