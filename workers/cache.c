@@ -29,9 +29,11 @@
  * bounded by the TTL alone.
  *
  * The table: sets of CACHE_WAYS slots of CACHE_SLOT bytes, allocated
- * once.  A new entry takes the slot of the same id, else a free one,
- * else the oldest of its set.  An id and URL that do not fit in a slot
- * are not cached.  What may be cached is the caller's decision (links
+ * once.  An id may live in either of two sets chosen by its hash ("two
+ * choices"), so that a nearly full table still finds room for most
+ * links: a new entry takes the slot of the same id, else a free one of
+ * the two sets, else the oldest of them.  An id and URL that do not fit
+ * in a slot are not cached.  What may be cached is the caller's decision (links
  * with a visit limit are not: the database counts their visits).
  *
  * Pure: no logging, no system calls; times come from the caller.
@@ -72,9 +74,20 @@ struct cache {
 	int64_t		 ttl_ms;
 };
 
-/* FNV-1a, then a finaliser (MurmurHash3's) so that every bit of the
- * hash depends on every byte: the bucket takes the low bits, the set
- * the whole. */
+/* MurmurHash3's finaliser: every bit of the result depends on every
+ * bit of h. */
+static uint32_t
+cache_mix(uint32_t h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+/* FNV-1a, mixed: the bucket takes the low bits, the sets the whole. */
 static uint32_t
 cache_hash(const char *id)
 {
@@ -84,12 +97,7 @@ cache_hash(const char *id)
 		h ^= (unsigned char)*id;
 		h *= 16777619u;
 	}
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
+	return cache_mix(h);
 }
 
 struct cache *
@@ -154,11 +162,13 @@ cache_count(struct sb_cache *sbc, int hit)
 		    memory_order_relaxed);
 }
 
-/* The slots of id's set. */
-static struct cache_slot *
-cache_set(const struct cache *c, uint32_t hash)
+/* The two sets id's entry may be in (the same one, at times). */
+static void
+cache_sets(const struct cache *c, uint32_t hash, struct cache_slot *set[2])
 {
-	return &c->slot[(hash % c->nsets) * c->ways];
+	set[0] = &c->slot[(hash % c->nsets) * c->ways];
+	set[1] = &c->slot[(cache_mix(hash ^ 0x9e3779b9u) % c->nsets) *
+	    c->ways];
 }
 
 static int
@@ -174,11 +184,13 @@ cache_get(const struct cache *c, const char *id,
     const struct cache_stamp *st, int64_t now_ms,
     char value[CACHE_VALUE_MAX + 1], size_t *len, int64_t *expires_us)
 {
+	struct cache_slot	*set[2];
 	const struct cache_slot	*s;
 	size_t			 idlen = strlen(id), i;
 
-	s = cache_set(c, st->hash);
-	for (i = 0; i < c->ways; i++, s++) {
+	cache_sets(c, st->hash, set);
+	for (i = 0; i < 2 * c->ways; i++) {
+		s = &set[i / c->ways][i % c->ways];
 		if (!cache_is(s, id, idlen, st->hash))
 			continue;
 		if (s->ver != st->ver || s->epoch != st->epoch ||
@@ -198,14 +210,14 @@ int
 cache_put(struct cache *c, const char *id, const struct cache_stamp *st,
     int64_t now_ms, const char *value, size_t len, int64_t expires_us)
 {
-	struct cache_slot	*set, *s, *victim = NULL;
+	struct cache_slot	*set[2], *s, *victim = NULL;
 	size_t			 idlen = strlen(id), i;
 
 	if (idlen == 0 || idlen > ID_MAX || len > CACHE_VALUE_MAX - idlen)
 		return -1;
-	set = cache_set(c, st->hash);
-	for (i = 0; i < c->ways; i++) {
-		s = &set[i];
+	cache_sets(c, st->hash, set);
+	for (i = 0; i < 2 * c->ways; i++) {
+		s = &set[i / c->ways][i % c->ways];
 		if (cache_is(s, id, idlen, st->hash)) {
 			victim = s;
 			break;
