@@ -69,6 +69,8 @@ struct slot {
 	unsigned gen;
 	int	 retiring;	/* told to finish and exit */
 	int	 timed_out;	/* sent USR2 for request_timeout */
+	int64_t	 urged;		/* since_ms of the request it was sent
+				   URG for (hand kept connections over) */
 	int64_t	 kill_at;	/* ms: SIGKILL if still there */
 	int64_t	 started;	/* ms, monotonic */
 };
@@ -78,6 +80,8 @@ struct master {
 	const char	*file;
 	int		 lfd[NLISTEN];
 	char		 lspec[NLISTEN][256];
+	int		 hand[POOL_COUNT][2];	/* each pool's handoff socket
+						   pair (-1: none) */
 	struct slot	*slots;
 	size_t		 nslots;
 	struct scoreboard *sb;		/* shared with every child */
@@ -102,6 +106,22 @@ struct master {
 static int sigpipe_w = -1;
 
 static const char *pool_names[POOL_COUNT] = { "auth", "shortener" };
+
+/* Each pool's handoff socket pair, kept for the master's life so that
+ * connections pass between generations.  Without one (socketpair
+ * failed) the pool's workers close what they would hand over. */
+static void
+master_handoff(struct master *m)
+{
+	int	 p;
+
+	for (p = 0; p < POOL_COUNT; p++)
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0, m->hand[p]) == -1) {
+			log_warn("%s pool: handoff socket", pool_names[p]);
+			m->hand[p][0] = m->hand[p][1] = -1;
+		}
+}
 
 static int64_t
 mono_ms(void)
@@ -378,9 +398,15 @@ master_spawn(struct master *m, int p)
 		for (i = 0; i < NLISTEN; i++)
 			if (m->lfd[i] != -1 && m->lfd[i] != lfd)
 				close(m->lfd[i]);
+		for (i = 0; i < POOL_COUNT; i++)
+			if (i != p && m->hand[i][0] != -1) {
+				close(m->hand[i][0]);
+				close(m->hand[i][1]);
+			}
 		close(sigpipe_w);
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		_exit(worker_main(&m->cfg, svc, lfd, m->sb, sbi));
+		_exit(worker_main(&m->cfg, svc, lfd, p != STATUS_POOL &&
+		    m->hand[p][0] != -1 ? m->hand[p] : NULL, m->sb, sbi));
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
@@ -539,6 +565,35 @@ master_timeouts(struct master *m, int64_t now)
 	}
 }
 
+/*
+ * A worker busy with one request for a tick or more may hold idle kept
+ * connections on which nginx is sending requests that would wait for
+ * it: URG makes it hand them to the pool's other workers (worker.c).
+ * Once per request, and only to a worker that says it has some.
+ */
+static void
+master_urge(struct master *m, int64_t now)
+{
+	struct sb_view	 v;
+	struct slot	*s;
+	size_t		 i;
+
+	for (i = 0; i < m->nslots; i++) {
+		s = &m->slots[i];
+		if (s->pid == 0 || s->sbi == -1 || s->timed_out ||
+		    m->hand[s->pool][0] == -1 ||
+		    atomic_load_explicit(&m->sb->slot[s->sbi].kept,
+		    memory_order_relaxed) == 0)
+			continue;
+		if (sb_slot_read(m->sb, (uint32_t)s->sbi, &v) == -1 ||
+		    v.state != SB_WORKING || now - v.since_ms < TICK_MS ||
+		    s->urged == v.since_ms)
+			continue;
+		kill(s->pid, SIGURG);
+		s->urged = v.since_ms;
+	}
+}
+
 /* What the current generation of pool p looks like. */
 struct pool_view {
 	int	 total;		/* live, not retiring */
@@ -686,6 +741,7 @@ master_maintain(struct master *m)
 	if (now >= m->next_tick) {
 		m->next_tick = now + TICK_MS;
 		master_timeouts(m, now);
+		master_urge(m, now);
 		if (!m->stopping)
 			for (p = 0; p < POOL_COUNT; p++)
 				if (m->cfg.pool[p].enabled)
@@ -798,6 +854,9 @@ master_stop(struct master *m)
 	    m->cfg.shutdown_timeout);
 	m->stopping = 1;
 	m->want_ready = 0;
+	/* Retiring workers then close their kept connections: nobody
+	 * would take them over. */
+	atomic_store(&m->sb->stopping, 1);
 	m->stop_deadline = mono_ms() + (int64_t)m->cfg.shutdown_timeout * 1000;
 	master_signal_workers(m, SIGTERM, 0);
 	for (i = 0; i < NLISTEN; i++)
@@ -922,6 +981,7 @@ master_run(const char *file, struct config *cfg, int foreground)
 		m.lfd[i] = -1;
 	log_init(m.cfg.log_file, m.cfg.log_level, "master");
 	master_scoreboard(&m);
+	master_handoff(&m);
 
 	if (master_bind(&m, &m.cfg, newfd, err, sizeof(err)) == -1)
 		fatalx("listen: %s", err);

@@ -113,6 +113,7 @@ sb_slot_prepare(struct scoreboard *sb, uint32_t i, int pool, unsigned gen,
 	atomic_store_explicit(&s->started_ms, now_ms, memory_order_relaxed);
 	atomic_store_explicit(&s->since_ms, now_ms, memory_order_relaxed);
 	atomic_store_explicit(&s->requests, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->kept, 0, memory_order_relaxed);
 	sb_put_str(s->method, SB_METHOD_MAX, NULL);
 	sb_put_str(s->path, SB_PATH_MAX, NULL);
 	atomic_store_explicit(&s->state, SB_STARTING, memory_order_relaxed);

@@ -74,6 +74,10 @@ struct sb_pool {
 	_Atomic uint64_t max_reached;		/* times the pool wanted to
 						   grow past workers_max */
 	_Atomic uint64_t db_reconnects;
+	_Atomic uint64_t conns;			/* FastCGI connections
+						   accepted */
+	_Atomic uint64_t handoffs;		/* idle kept connections
+						   passed to another worker */
 	/* Set by the master: the listening socket, so the status process
 	 * can ask the kernel for its queue. */
 	_Atomic uint64_t listen_ino;		/* 0: none */
@@ -107,6 +111,8 @@ struct sb_slot {
 	_Atomic int64_t	 started_ms;	/* process start */
 	_Atomic int64_t	 since_ms;	/* current state since */
 	_Atomic uint64_t requests;	/* served by this process */
+	_Atomic uint32_t kept;		/* idle kept connections it could
+					   hand off (SIGURG) */
 	_Atomic unsigned char method[SB_METHOD_MAX];
 	_Atomic unsigned char path[SB_PATH_MAX];
 };
@@ -116,6 +122,8 @@ struct scoreboard {
 	uint32_t	 nslots;	/* capacity of slot[] */
 	_Atomic uint32_t hwm;		/* slots [0, hwm) have been used */
 	_Atomic uint32_t gen;		/* the master's current generation */
+	_Atomic uint32_t stopping;	/* set by the master's TERM: nobody
+					   will take connections over */
 	int64_t		 started_unix;	/* the master's start, wall clock s */
 	int64_t		 started_ms;	/* the same, monotonic ms */
 	struct sb_pool	 pool[SB_POOLS];

@@ -30,6 +30,8 @@
  *    write moves on to the next node.
  *  - Failing to prepare is retried once on a new connection for reads
  *    and writes alike: nothing was executed.
+ *  - A read on a connection used less than DB_RECENT_MS ago skips the
+ *    socket check: a close it would catch only costs the read a retry.
  *  - A deadlock, a Galera certification failure (both 1213) or a lock
  *    wait timeout rolled the autocommit statement back, so it is
  *    retried up to DB_LOCK_RETRIES times, after a pause of a few
@@ -50,6 +52,7 @@
 #include "workers.h"
 
 #define DB_PING_IDLE_MS	5000
+#define DB_RECENT_MS	1000		/* reads skip the link check */
 #define DB_LOCK_RETRIES	5
 #define DB_LOCK_PAUSE_US	1000		/* times the attempt, plus jitter */
 #define DB_IO_TIMEOUT	10		/* s, per read or write */
@@ -142,10 +145,16 @@ static const struct db_sql {
 	[DBS_USER_SET_PASSWORD] = { "user set password", 1,
 	    "UPDATE users SET password = ?, pw_changed = ? "
 	    "WHERE username = ?" },
+	/* The row goes in only if its owner exists and has not changed
+	 * the password after the token was issued (pw_changed <= iat,
+	 * both in seconds): the token's revocation check and the insert
+	 * in one round trip.  The SELECT's shared lock on the user row
+	 * is the one the foreign key check takes anyway. */
 	[DBS_URL_INSERT] = { "url insert", 1,
 	    "INSERT INTO urls (id, owner, value, value_hash, created_us, "
 	    "updated_us, expires_us, max_visits) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)" },
+	    "SELECT ?, username, ?, ?, ?, ?, ?, ? FROM users "
+	    "WHERE username = ? AND pw_changed <= ?" },
 	[DBS_URL_GET] = { "url get", 0,
 	    "SELECT owner, value, created_us, updated_us, visits, "
 	    "COALESCE(last_visit_us, 0), COALESCE(expires_us, 0), "
@@ -590,6 +599,8 @@ static void
 db_check_link(struct db *db, int write)
 {
 	if (!db->connected)
+		return;
+	if (!write && db_now_ms() - db->last_used_ms < DB_RECENT_MS)
 		return;
 	if (db_link_closed(db)) {
 		log_info("db: node %d closed the connection, reconnecting",
@@ -1036,15 +1047,16 @@ enum db_status
 db_url_insert(struct db *db, const char *id, const char *owner,
     const char *value, size_t len, int64_t now_us)
 {
-	return db_url_insert_limited(db, id, owner, value, len, now_us, 0, 0);
+	return db_url_insert_limited(db, id, owner, INT64_MAX, value, len,
+	    now_us, 0, 0);
 }
 
 enum db_status
 db_url_insert_limited(struct db *db, const char *id, const char *owner,
-    const char *value, size_t len, int64_t now_us, int64_t expires_us,
-    int64_t max_visits)
+    int64_t issued, const char *value, size_t len, int64_t now_us,
+    int64_t expires_us, int64_t max_visits)
 {
-	MYSQL_BIND	 p[8];
+	MYSQL_BIND	 p[9];
 	MYSQL_STMT	*s;
 	unsigned char	 hash[DB_HASH_LEN];
 	enum db_status	 st;
@@ -1058,17 +1070,21 @@ db_url_insert_limited(struct db *db, const char *id, const char *owner,
 	if (db_value_hash(value, len, hash) == -1)
 		return DB_UNAVAILABLE;
 	db_bind_str(&p[0], id, strlen(id));
-	db_bind_str(&p[1], owner, strlen(owner));
-	db_bind_str(&p[2], value, len);
-	db_bind_str(&p[3], (const char *)hash, sizeof(hash));
+	db_bind_str(&p[1], value, len);
+	db_bind_str(&p[2], (const char *)hash, sizeof(hash));
+	db_bind_i64(&p[3], &now_us);
 	db_bind_i64(&p[4], &now_us);
-	db_bind_i64(&p[5], &now_us);
-	db_bind_i64_or_null(&p[6], &expires_us);
-	db_bind_i64_or_null(&p[7], &max_visits);
+	db_bind_i64_or_null(&p[5], &expires_us);
+	db_bind_i64_or_null(&p[6], &max_visits);
+	db_bind_str(&p[7], owner, strlen(owner));
+	db_bind_i64(&p[8], &issued);
 	if ((st = db_exec(db, DBS_URL_INSERT, p, &s)) != DB_OK)
 		return st;
+	/* No row: the SELECT found no such user, or a later change. */
+	if (mysql_stmt_affected_rows(s) == 0)
+		st = DB_NOTFOUND;
 	db_done(s);
-	return DB_OK;
+	return st;
 }
 
 enum db_status

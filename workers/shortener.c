@@ -106,25 +106,19 @@ short_db_failed(const struct worker_ctx *ctx, struct response *resp,
 
 /*
  * Check the Authorization header: the raw token, or "Bearer <token>"
- * (scheme case-insensitive).  A token that verifies is still refused
- * if its user is gone or changed the password after it was issued
- * (iat before pw_changed, both in seconds: a token from the very
- * second of the change stays valid, or logging in right after a
- * change would fail).  That costs one primary-key lookup per call;
- * redirects need no token and do not pay it.  0 and the claims, or
- * -1 with the 403 (503 if the database is down) already in resp.
+ * (scheme case-insensitive), its signature and claims.  CPU only; see
+ * short_token_live() for the rest.  0 and the claims, or -1 with the
+ * 403 already in resp.
  */
 static int
-short_token(const struct worker_ctx *ctx, const struct request *req,
+short_token_verify(const struct worker_ctx *ctx, const struct request *req,
     struct response *resp, struct jwt_claims *claims)
 {
 	const struct config	*cfg = ctx->cfg;
 	const char		*tok = req->authorization;
-	char			 msg[128], phc[PASSWORD_HASH_MAX];
+	char			 msg[128];
 	size_t			 len;
-	int64_t			 changed = 0;
 	enum jwt_status		 st;
-	enum db_status		 dst;
 
 	memset(claims, 0, sizeof(*claims));
 	if (tok == NULL)
@@ -152,18 +146,51 @@ short_token(const struct worker_ctx *ctx, const struct request *req,
 		response_error(resp, 403, "forbidden", msg);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * A token that verifies is still refused if its user is gone or
+ * changed the password after it was issued (iat before pw_changed,
+ * both in seconds: a token from the very second of the change stays
+ * valid, or logging in right after a change would fail).  That costs
+ * one primary-key lookup; redirects need no token and do not pay it,
+ * and a create folds it into its insert (short_create()).  0, or -1
+ * with the 403 (503 if the database is down) in resp, in place of
+ * whatever resp held: a later check's refusal gives way to this one.
+ */
+static int
+short_token_live(const struct worker_ctx *ctx, struct response *resp,
+    const struct jwt_claims *claims)
+{
+	char			 phc[PASSWORD_HASH_MAX];
+	int64_t			 changed = 0;
+	enum db_status		 dst;
+
 	dst = db_user_get(ctx->db, claims->sub, phc, sizeof(phc), &changed);
 	explicit_bzero(phc, sizeof(phc));
-	if (dst == DB_NOTFOUND || (dst == DB_OK && claims->iat < changed)) {
+	if (dst == DB_OK && claims->iat >= changed)
+		return 0;
+	response_free(resp);
+	response_init(resp);
+	if (dst == DB_NOTFOUND || dst == DB_OK)
 		response_error(resp, 403, "forbidden", dst == DB_NOTFOUND ?
 		    "token revoked: its user no longer exists" :
 		    "token revoked: the password changed after it was issued");
+	else
+		response_unavailable(resp, ctx->cfg->db_retry_after);
+	return -1;
+}
+
+/* Both halves of the token check: 0 and the claims, or -1 with the
+ * 403 (or 503) in resp. */
+static int
+short_token(const struct worker_ctx *ctx, const struct request *req,
+    struct response *resp, struct jwt_claims *claims)
+{
+	if (short_token_verify(ctx, req, resp, claims) == -1 ||
+	    short_token_live(ctx, resp, claims) == -1)
 		return -1;
-	}
-	if (dst != DB_OK) {
-		response_unavailable(resp, cfg->db_retry_after);
-		return -1;
-	}
 	return 0;
 }
 
@@ -506,6 +533,12 @@ short_created(struct worker_ctx *ctx, const struct request *req,
  * POST / — a new short link owned by the token's user: a random id,
  * or the custom one asked for (409 when taken).  With "reuse": true
  * the caller's existing link to the same URL, if there is one (200).
+ *
+ * The token arrives verified but not yet checked against its user
+ * (short_token_live()): a create that succeeds does that check in its
+ * insert, one round trip.  Any other outcome looks the user up first,
+ * so that a revoked token is answered 403 before the request's own
+ * 400 or 409, as the contract orders them.
  */
 static void
 short_create(struct worker_ctx *ctx, const struct request *req,
@@ -529,26 +562,28 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 
 	if (short_body(ctx, req, resp, f, CF_COUNT) == -1 ||
 	    short_url_ok(resp, &f[CF_VALUE]) == -1)
-		goto out;
+		goto refused;
 	extended = ctx->cfg->public_url[0] != '\0';
 	for (i = CF_ID; i < CF_COUNT; i++)
 		extended |= f[i].present;
 	if (f[CF_ID].present && id_alias_check(f[CF_ID].value,
 	    f[CF_ID].len, err, sizeof(err)) == -1) {
 		response_error(resp, 400, "error", err);
-		goto out;
+		goto refused;
 	}
 	if (short_limits(resp, &f[CF_EXPIRES_AT], &f[CF_EXPIRES_IN],
 	    &f[CF_MAX_VISITS], now_us, 1, &lim) == -1)
-		goto out;
+		goto refused;
 	if (f[CF_REUSE].present && f[CF_REUSE].num) {
 		if (f[CF_ID].present || lim.expires_us != 0 ||
 		    lim.max_visits != 0) {
 			response_error(resp, 400, "error", "reuse cannot be "
 			    "combined with id, expires_at, expires_in or "
 			    "max_visits");
-			goto out;
+			goto refused;
 		}
+		if (short_token_live(ctx, resp, claims) == -1)
+			goto out;
 		st = db_url_find(ctx->db, claims->sub, f[CF_VALUE].value,
 		    f[CF_VALUE].len, id);
 		if (st == DB_OK) {
@@ -560,27 +595,25 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 			goto out;
 		}
 	}
-	if (f[CF_ID].present) {
+	if (f[CF_ID].present)
 		memcpy(id, f[CF_ID].value, f[CF_ID].len + 1);
-		st = db_url_insert_limited(ctx->db, id, claims->sub,
-		    f[CF_VALUE].value, f[CF_VALUE].len, now_us,
-		    lim.expires_us, lim.max_visits);
-		if (st == DB_DUPLICATE) {
-			response_error(resp, 409, "duplicate",
-			    "this id is already taken");
-			goto out;
-		}
-	} else for (tries = 0; tries <= INSERT_RETRIES; tries++) {
-		if (id_generate(id) == -1) {
+	for (tries = 0; tries <= INSERT_RETRIES; tries++) {
+		if (!f[CF_ID].present && id_generate(id) == -1) {
 			log_warnx("#%llu: no randomness for a new id",
 			    (unsigned long long)req->rid);
 			st = DB_UNAVAILABLE;
 			break;
 		}
 		st = db_url_insert_limited(ctx->db, id, claims->sub,
-		    f[CF_VALUE].value, f[CF_VALUE].len, now_us,
+		    claims->iat, f[CF_VALUE].value, f[CF_VALUE].len, now_us,
 		    lim.expires_us, lim.max_visits);
-		if (st != DB_DUPLICATE)
+		/* No row: the user is gone or the token revoked (403),
+		 * unless that changed since; then the insert goes again. */
+		if (st == DB_NOTFOUND &&
+		    short_token_live(ctx, resp, claims) == -1)
+			goto out;
+		if (st != DB_NOTFOUND &&
+		    (st != DB_DUPLICATE || f[CF_ID].present))
 			break;
 	}
 	switch (st) {
@@ -590,18 +623,26 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 		cache_bump(ctx->sbc, id);
 		short_created(ctx, req, resp, 201, id, extended, &lim);
 		break;
-	case DB_NOTFOUND:	/* the foreign key: the user is gone */
-		response_error(resp, 403, "forbidden",
-		    "the token's user no longer exists");
-		break;
 	case DB_DUPLICATE:
-		log_warnx("#%llu: %d id collisions in a row",
+		/* The insert's SELECT found the user: the token is good. */
+		if (f[CF_ID].present) {
+			response_error(resp, 409, "duplicate",
+			    "this id is already taken");
+			break;
+		}
+		log_warnx("#%llu: no free id in %d tries",
 		    (unsigned long long)req->rid, INSERT_RETRIES + 1);
 		/* FALLTHROUGH */
 	default:
 		response_unavailable(resp, ctx->cfg->db_retry_after);
 		break;
 	}
+	goto out;
+refused:
+	/* The request's own refusal (400, or 503 out of memory) comes
+	 * after the token's, which replaces it when the token is
+	 * revoked or the database cannot tell. */
+	(void)short_token_live(ctx, resp, claims);
 out:
 	fields_free(f, CF_COUNT);
 }
@@ -708,11 +749,15 @@ short_collection(struct worker_ctx *ctx, const struct request *req,
 		response_bad_method(resp, ALLOW_COLLECTION);
 		return;
 	}
+	/* A create checks the token's user itself, in its insert. */
+	if (strcmp(m, "POST") == 0) {
+		if (short_token_verify(ctx, req, resp, &claims) == 0)
+			short_create(ctx, req, resp, &claims);
+		return;
+	}
 	if (short_token(ctx, req, resp, &claims) == -1)
 		return;
-	if (strcmp(m, "POST") == 0)
-		short_create(ctx, req, resp, &claims);
-	else if (strcmp(m, "DELETE") == 0)
+	if (strcmp(m, "DELETE") == 0)
 		short_delete_all(ctx, resp, &claims);
 	else
 		short_list(ctx, req, resp, &claims);

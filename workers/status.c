@@ -339,6 +339,20 @@ status_metrics(const struct worker_ctx *ctx, struct buf *b)
 		buf_printf(b, "shortd_db_reconnects_total{pool=\"%s\"} %llu\n",
 		    status_pools[p], (unsigned long long)
 		    ld(&sb->pool[p].db_reconnects));
+	metric_head(b, "shortd_fastcgi_connections_total", "counter",
+	    "FastCGI connections accepted by the pool's workers (fewer than "
+	    "requests when the front end keeps them).");
+	for (p = 0; p < SB_POOLS; p++)
+		buf_printf(b, "shortd_fastcgi_connections_total{pool=\"%s\"} "
+		    "%llu\n", status_pools[p], (unsigned long long)
+		    ld(&sb->pool[p].conns));
+	metric_head(b, "shortd_handoffs_total", "counter",
+	    "Idle kept connections a busy or retiring worker passed to "
+	    "another worker of the pool.");
+	for (p = 0; p < SB_POOLS; p++)
+		buf_printf(b, "shortd_handoffs_total{pool=\"%s\"} %llu\n",
+		    status_pools[p], (unsigned long long)
+		    ld(&sb->pool[p].handoffs));
 	metric_head(b, "shortd_redirect_cache_hits_total", "counter",
 	    "Redirects answered from a shortener worker's cache.");
 	buf_printf(b, "shortd_redirect_cache_hits_total %llu\n",

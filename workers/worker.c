@@ -16,9 +16,27 @@
  * The worker keeps its scoreboard slot current (idle, reading, working
  * on METHOD PATH since T) and adds each answer to its pool's counters.
  * After max_requests it retires itself, and the master replaces it.
+ *
+ * Kept connections and slow requests.  nginx sends a request on any
+ * idle kept connection, whether or not the worker holding it is busy,
+ * so a worker stuck in a slow request (a row lock, a slow database)
+ * would hold every request sent on its other kept connections.  The
+ * pool therefore has a handoff socket (a SOCK_SEQPACKET pair made by
+ * the master, both ends in every worker): the worker lists its idle
+ * kept connections where a signal handler can see them, and the
+ * scoreboard says how many there are; when a request has run for a
+ * tick of the master's (100 ms) the master sends SIGURG, and the
+ * handler passes those connections (SCM_RIGHTS) to whichever idle
+ * worker reads the socket next.  Nothing is lost: a request nginx
+ * already sent waits in the connection's kernel buffer, and a
+ * connection with bytes of ours buffered is never listed.  A retiring
+ * worker (HUP, max_requests) hands its kept connections over the same
+ * way instead of closing them under nginx; only at a full stop are
+ * they closed.
  */
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
@@ -56,6 +74,8 @@
 				   longer keeps the worker from accepting */
 #define TRIM_IDLE_MS	500	/* idle this long after requests: give
 				   freed memory back to the system */
+#define KEPT_MAX	256	/* idle kept connections the SIGURG
+				   handler can hand off */
 
 struct conn {
 	int		 fd;
@@ -64,6 +84,8 @@ struct conn {
 	struct buf	 out;		/* bytes to write */
 	int		 mid_request;	/* some bytes of a request arrived */
 	int		 closing;	/* close once out is drained */
+	int		 watched;	/* in the epoll set */
+	int		 kept;		/* index in kept.fd[], or -1 */
 	int		 want_out;	/* registered for EPOLLOUT */
 	int		 dead;		/* closed; freed after the event batch */
 	int64_t		 deadline;	/* ms, monotonic */
@@ -78,6 +100,7 @@ struct worker {
 	struct fcgi_limits	 lim;
 	int			 epfd;
 	int			 lfd;		/* -1 once retired */
+	int			 rxfd;		/* handoff: receive, or -1 */
 	int			 sfd;		/* signalfd */
 	int			 listening;	/* lfd is in the epoll set */
 	int64_t			 resume_accept;	/* ms; after EMFILE */
@@ -91,15 +114,20 @@ struct worker {
 	struct sb_pool		*pool;
 	enum sb_state		 state;		/* as last written to slot */
 	uint64_t		 reconnects;	/* as last added to pool */
+	uint32_t		 nkept;		/* conns listed in kept.fd[] */
 };
 
+static void	conn_idle(struct worker *, struct conn *);
+static int	worker_can_hand(const struct worker *);
+
 /*
- * The answer the USR2 handler writes when the master gives up on the
- * request in hand: a complete FastCGI response (504, JSON) for the
- * connection and request id being handled.  Filled before the handler
- * runs and armed last; the handler only reads it.  This is the one
- * piece of process-wide state in the worker, because a signal handler
- * can reach nothing else.
+ * The worker's two pieces of process-wide state, both because a signal
+ * handler can reach nothing else.
+ *
+ * timeout_reply: the answer the USR2 handler writes when the master
+ * gives up on the request in hand: a complete FastCGI response (504,
+ * JSON) for the connection and request id being handled.  Filled
+ * before the handler runs and armed last; the handler only reads it.
  */
 static struct {
 	volatile sig_atomic_t	 armed;
@@ -108,6 +136,26 @@ static struct {
 	size_t			 len;		/* 0: not made yet */
 	uint8_t			 bytes[512];
 } timeout_reply;
+
+/*
+ * kept: the idle kept connections the URG handler may pass to another
+ * worker (see the top of the file).  The main loop lists a connection
+ * by clearing gone[i] and then storing its descriptor in fd[i]; it
+ * takes one back (before touching it at all) by storing -1 in fd[i]
+ * and then reading gone[i].  The handler sends fd[i] when it is listed
+ * and not yet gone, and then sets gone[i] and handed.  A handler that
+ * interrupts the main loop anywhere in between sees either a listed
+ * connection or none, and the main loop learns of every handoff.
+ */
+static struct {
+	int			 txfd;		/* handoff: send, or -1 */
+	_Atomic uint64_t	*count;		/* the pool's handoffs, or NULL */
+	volatile sig_atomic_t	 n;		/* fd[0, n) have been used */
+	volatile sig_atomic_t	 handed;	/* some gone[] set since the
+						   main loop last looked */
+	volatile sig_atomic_t	 fd[KEPT_MAX];	/* -1: not listed */
+	volatile sig_atomic_t	 gone[KEPT_MAX];
+} kept = { .txfd = -1 };
 
 static int64_t
 now_ms(void)
@@ -118,6 +166,107 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Pass descriptor fd over the handoff socket: 0, or -1 (errno) if it
+ * cannot go now.  Async-signal-safe. */
+static int
+handoff_send(int txfd, int fd)
+{
+	union {
+		struct cmsghdr	 h;
+		char		 buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	struct cmsghdr	*cm;
+	char		 byte = 'c';
+
+	memset(&u, 0, sizeof(u));
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = &byte;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = u.buf;
+	msg.msg_controllen = sizeof(u.buf);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(txfd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+/* SIGURG: the master sees this worker stuck in a request; pass every
+ * listed idle kept connection to another worker.  Only
+ * async-signal-safe calls. */
+static void
+worker_handoff_handler(int sig)
+{
+	int	 saved = errno, i, fd;
+
+	(void)sig;
+	for (i = 0; i < kept.n; i++) {
+		if ((fd = kept.fd[i]) < 0 || kept.gone[i])
+			continue;
+		if (handoff_send(kept.txfd, fd) == -1)
+			break;
+		kept.gone[i] = 1;
+		kept.handed = 1;
+		if (kept.count != NULL)
+			atomic_fetch_add_explicit(kept.count, 1,
+			    memory_order_relaxed);
+	}
+	errno = saved;
+}
+
+static void
+kept_publish(struct worker *w)
+{
+	if (w->slot != NULL)
+		atomic_store_explicit(&w->slot->kept, w->nkept,
+		    memory_order_relaxed);
+}
+
+/* List idle connection c for the handler, if there is room. */
+static void
+kept_list(struct worker *w, struct conn *c)
+{
+	int	 i;
+
+	if (kept.txfd == -1 || c->kept != -1)
+		return;
+	for (i = 0; i < KEPT_MAX; i++)
+		if (kept.fd[i] == -1)
+			break;
+	if (i == KEPT_MAX)
+		return;
+	kept.gone[i] = 0;
+	if (i >= kept.n)
+		kept.n = i + 1;
+	kept.fd[i] = c->fd;
+	c->kept = i;
+	w->nkept++;
+	kept_publish(w);
+}
+
+/* Take c back from the handler before touching it: 1 if the handler
+ * already passed it to another worker (which now owns the connection:
+ * only our descriptor is left to close), else 0. */
+static int
+kept_claim(struct worker *w, struct conn *c)
+{
+	int	 i = c->kept, gone;
+
+	if (i == -1)
+		return 0;
+	kept.fd[i] = -1;
+	gone = kept.gone[i];
+	c->kept = -1;
+	w->nkept--;
+	kept_publish(w);
+	return gone;
+}
+
 /* Close c now; its memory is freed by conn_reap() once no event of
  * the current batch can name it any more. */
 static void
@@ -125,7 +274,12 @@ conn_close(struct worker *w, struct conn *c)
 {
 	if (c->dead)
 		return;
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	(void)kept_claim(w, c);
+	/* close() takes a socket out of the epoll set only with its last
+	 * descriptor, and a connection handed over (or taken over, whose
+	 * sender may not have closed its descriptor yet) has another. */
+	if (c->watched)
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
 	c->dead = 1;
@@ -150,18 +304,26 @@ conn_reap(struct worker *w)
 	}
 }
 
+/* Wait for what c needs next: output to drain, or input.  A
+ * connection enters the epoll set only when it first has to wait. */
 static void
 conn_arm(struct worker *w, struct conn *c)
 {
 	struct epoll_event	 ev;
 	int			 want = c->out.len > 0;
 
-	if (want == c->want_out)
+	if (c->watched && want == c->want_out)
 		return;
 	memset(&ev, 0, sizeof(ev));
 	ev.events = want ? EPOLLOUT : EPOLLIN;
 	ev.data.ptr = c;
-	epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	if (epoll_ctl(w->epfd, c->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+	    c->fd, &ev) == -1) {
+		log_warn("epoll_ctl");
+		conn_close(w, c);
+		return;
+	}
+	c->watched = 1;
 	c->want_out = want;
 }
 
@@ -195,6 +357,8 @@ worker_timeout_handler(int sig)
 	ssize_t	 n;
 
 	(void)sig;
+	/* The idle kept connections go on living in another worker. */
+	worker_handoff_handler(SIGURG);
 	if (timeout_reply.armed)
 		while (off < timeout_reply.len) {
 			n = write(timeout_reply.fd, timeout_reply.bytes + off,
@@ -345,9 +509,10 @@ conn_handle(struct worker *w, struct conn *c)
 	    fcgi_put_stdout(&c->out, c->p.id, NULL, 0) == -1 ||
 	    fcgi_put_end(&c->out, c->p.id, 0, FCGI_REQUEST_COMPLETE) == -1)
 		c->closing = 1;
-	/* A retiring worker keeps no connection: the front end opens a
-	 * new one, to a worker of the new generation. */
-	if (!c->p.keep_conn || w->retiring)
+	/* A retiring worker keeps no connection: it hands the kept one
+	 * to a worker of the pool (conn_idle()), or at a full stop closes
+	 * it, and the front end opens a new one. */
+	if (!c->p.keep_conn || (w->retiring && !worker_can_hand(w)))
 		c->closing = 1;
 	timeout_reply.armed = 0;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -440,6 +605,9 @@ conn_pump(struct worker *w, struct conn *c)
 			break;		/* need more input */
 	}
 	conn_arm(w, c);
+	if (!c->dead && c->out.len == 0 && c->in.len == 0 && !c->closing &&
+	    !c->mid_request && c->p.id == 0)
+		conn_idle(w, c);
 }
 
 static void
@@ -494,18 +662,60 @@ listen_toggle(struct worker *w, int on)
 	if (w->lfd == -1 || w->listening == on)
 		return;
 	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
+	/* One idle worker is woken per connection, not all of them. */
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
 	ev.data.ptr = NULL;
 	epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->lfd, &ev);
+	/* Connections handed over by busy or retiring workers come to a
+	 * worker that would accept a new one. */
+	if (w->rxfd != -1) {
+		ev.data.ptr = &w->rxfd;
+		epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL,
+		    w->rxfd, &ev);
+	}
 	w->listening = on;
 }
 
-static int
+/*
+ * Take connection fd on: fresh from accept4() (it owes us a request) or
+ * handed over by another worker (a kept connection between requests,
+ * a request perhaps already waiting in it).
+ */
+static void
+conn_new(struct worker *w, int fd, int fresh)
+{
+	struct conn	*c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->kept = -1;
+	fcgi_init(&c->p, &w->lim);
+	buf_init(&c->in);
+	buf_init(&c->out);
+	c->began = now_ms();
+	c->mid_request = fresh;
+	c->deadline = c->began + (int64_t)(fresh ? w->cfg->read_timeout :
+	    w->cfg->idle_timeout) * 1000;
+	c->next = w->conns;
+	w->conns = c;
+	w->nconns++;
+	/*
+	 * nginx writes the request as soon as it has connected, so it is
+	 * usually here already: read it now.  A request that came whole
+	 * is answered and, without keep-alive, the connection closed
+	 * before it ever enters the epoll set; conn_arm() adds it only
+	 * when it has to wait.
+	 */
+	conn_readable(w, c);
+}
+
+static void
 worker_accept(struct worker *w)
 {
-	struct epoll_event	 ev;
-	struct conn		*c;
-	int			 fd;
+	int	 fd;
 
 	fd = accept4(w->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd == -1) {
@@ -517,32 +727,47 @@ worker_accept(struct worker *w)
 			listen_toggle(w, 0);
 			w->resume_accept = now_ms() + ACCEPT_PAUSE_MS;
 		}
-		return -1;
+		return;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		close(fd);
-		return -1;
+	if (w->pool != NULL)
+		atomic_fetch_add_explicit(&w->pool->conns, 1,
+		    memory_order_relaxed);
+	conn_new(w, fd, 1);
+}
+
+/* A connection another worker handed over, if one is still there. */
+static void
+worker_adopt(struct worker *w)
+{
+	union {
+		struct cmsghdr	 h;
+		char		 buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	struct cmsghdr	*cm;
+	char		 byte;
+	int		 fd;
+
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = &byte;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = u.buf;
+	msg.msg_controllen = sizeof(u.buf);
+	if (recvmsg(w->rxfd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
+		return;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (cm == NULL || cm->cmsg_level != SOL_SOCKET ||
+	    cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int))) {
+		/* MSG_CTRUNC: out of descriptors, the kernel dropped it */
+		log_warnx("handoff: a connection was lost in transfer");
+		return;
 	}
-	c->fd = fd;
-	fcgi_init(&c->p, &w->lim);
-	buf_init(&c->in);
-	buf_init(&c->out);
-	c->began = now_ms();
-	c->deadline = c->began + (int64_t)w->cfg->read_timeout * 1000;
-	c->mid_request = 1;	/* a fresh connection owes us a request */
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN;
-	ev.data.ptr = c;
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-		fcgi_free(&c->p);
-		close(fd);
-		free(c);
-		return -1;
-	}
-	c->next = w->conns;
-	w->conns = c;
-	w->nconns++;
-	return 0;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	conn_new(w, fd, 0);
 }
 
 /* 1 if an idle kept connection has bytes waiting in the kernel: a
@@ -553,6 +778,59 @@ conn_pending(const struct conn *c)
 	char	 b;
 
 	return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* 1 if a connection this worker lets go of can go to another worker:
+ * the pool has a handoff socket and the master is not stopping. */
+static int
+worker_can_hand(const struct worker *w)
+{
+	return kept.txfd != -1 && (w->ctx.sb == NULL ||
+	    !atomic_load_explicit(&w->ctx.sb->stopping,
+	    memory_order_relaxed));
+}
+
+/*
+ * Let go of idle kept connection c: hand it to another worker of the
+ * pool, or where nobody can take it close it, unless a request is
+ * already waiting in it (closing would lose that: it is served).
+ */
+static void
+conn_hand(struct worker *w, struct conn *c)
+{
+	if (kept_claim(w, c) || (worker_can_hand(w) &&
+	    handoff_send(kept.txfd, c->fd) == 0)) {
+		if (w->pool != NULL)
+			atomic_fetch_add_explicit(&w->pool->handoffs, 1,
+			    memory_order_relaxed);
+		conn_close(w, c);
+		return;
+	}
+	if (!conn_pending(c))
+		conn_close(w, c);
+}
+
+/* c waits for its next request: list it for the URG handler, or, in a
+ * retiring worker, let go of it. */
+static void
+conn_idle(struct worker *w, struct conn *c)
+{
+	if (w->retiring)
+		conn_hand(w, c);
+	else
+		kept_list(w, c);
+}
+
+/* Close our descriptors of connections the URG handler passed on. */
+static void
+worker_sweep(struct worker *w)
+{
+	struct conn	*c;
+
+	kept.handed = 0;
+	for (c = w->conns; c != NULL; c = c->next)
+		if (!c->dead && c->kept != -1 && kept.gone[c->kept])
+			conn_close(w, c);
 }
 
 /* Stop accepting; what was accepted is still served, and each
@@ -573,8 +851,8 @@ worker_retire(struct worker *w)
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
 		if (!c->dead && !c->mid_request && c->out.len == 0 &&
-		    c->in.len == 0 && !conn_pending(c))
-			conn_close(w, c);
+		    c->in.len == 0 && c->p.id == 0)
+			conn_hand(w, c);
 	}
 }
 
@@ -683,18 +961,32 @@ worker_trim(struct worker *w, int timeout)
 }
 
 static int
-worker_setup(struct worker *w, int listen_fd)
+worker_setup(struct worker *w, int listen_fd, const int *handoff)
 {
 	struct epoll_event	 ev;
 	struct sigaction	 sa;
 	sigset_t		 set, usr2;
+	int			 i;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = worker_timeout_handler;
 	sigfillset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);
+	w->rxfd = -1;
+	if (handoff != NULL) {
+		for (i = 0; i < KEPT_MAX; i++)
+			kept.fd[i] = -1;
+		kept.txfd = handoff[0];
+		w->rxfd = handoff[1];
+		kept.count = w->pool != NULL ? &w->pool->handoffs : NULL;
+		/* Restarted: the database calls it interrupts go on. */
+		sa.sa_handler = worker_handoff_handler;
+		sa.sa_flags = SA_RESTART;
+		sigaction(SIGURG, &sa, NULL);
+	}
 	sigemptyset(&usr2);
 	sigaddset(&usr2, SIGUSR2);
+	sigaddset(&usr2, SIGURG);
 	sigprocmask(SIG_UNBLOCK, &usr2, NULL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -752,7 +1044,7 @@ worker_between(struct worker *w, uint64_t max_requests)
  */
 int
 worker_main(const struct config *cfg, const struct service *svc,
-    int listen_fd, struct scoreboard *sb, int slot)
+    int listen_fd, const int *handoff, struct scoreboard *sb, int slot)
 {
 	struct epoll_event	 evs[MAX_EVENTS];
 	struct worker		 w;
@@ -781,7 +1073,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 	prctl(PR_SET_NAME, svc == &auth_service ? "shortd-auth" :
 	    svc == &status_service ? "shortd-status" : "shortd-short");
 	log_setident(svc->name);
-	if (worker_setup(&w, listen_fd) == -1) {
+	if (worker_setup(&w, listen_fd, handoff) == -1) {
 		log_warn("worker setup");
 		return 1;
 	}
@@ -806,6 +1098,10 @@ worker_main(const struct config *cfg, const struct service *svc,
 	worker_state(&w, SB_IDLE, NULL, NULL);
 
 	while (!w.retiring || w.nconns > 0) {
+		if (kept.handed) {
+			worker_sweep(&w);
+			conn_reap(&w);
+		}
 		timeout = worker_trim(&w, worker_expire(&w));
 		/* The service's periodic work (visit counts). */
 		if (svc->tick != NULL && (t = svc->tick(&w.ctx)) >= 0 &&
@@ -825,9 +1121,14 @@ worker_main(const struct config *cfg, const struct service *svc,
 				worker_signal(&w);
 			else if (ptr == NULL) {
 				if (!w.retiring)
-					(void)worker_accept(&w);
+					worker_accept(&w);
+			} else if (ptr == &w.rxfd) {
+				if (!w.retiring)
+					worker_adopt(&w);
 			} else if (((struct conn *)ptr)->dead)
 				continue;
+			else if (kept_claim(&w, ptr))
+				conn_close(&w, ptr);	/* handed over */
 			else if (evs[i].events & EPOLLOUT)
 				conn_writable(&w, ptr);
 			else

@@ -312,10 +312,14 @@ enum db_status	 db_user_set_password(struct db *, const char *user,
 
 enum db_status	 db_url_insert(struct db *, const char *id, const char *owner,
 		    const char *value, size_t len, int64_t now_us);
-/* The same with limits (0: none).  DB_DUPLICATE: the id is taken. */
+/* The same with limits (0: none), for a token issued at issued (unix
+ * s): DB_DUPLICATE the id is taken, DB_NOTFOUND no row was written
+ * because the owner does not exist or changed its password after
+ * issued (pw_changed > issued). */
 enum db_status	 db_url_insert_limited(struct db *, const char *id,
-		    const char *owner, const char *value, size_t len,
-		    int64_t now_us, int64_t expires_us, int64_t max_visits);
+		    const char *owner, int64_t issued, const char *value,
+		    size_t len, int64_t now_us, int64_t expires_us,
+		    int64_t max_visits);
 /* The owner's oldest link to exactly this value without limits, for
  * "reuse": DB_OK with id filled, or DB_NOTFOUND. */
 enum db_status	 db_url_find(struct db *, const char *owner,
@@ -445,10 +449,12 @@ extern const struct service auth_service;		/* auth.c */
 extern const struct service shortener_service;	/* shortener.c */
 extern const struct service status_service;	/* status.c */
 
-/* worker.c: runs in the child; returns only to exit.  slot is the
- * worker's own scoreboard slot, or -1 for a process outside the pools
- * (the status process), which writes nothing to the scoreboard. */
+/* worker.c: runs in the child; returns only to exit.  handoff is the
+ * pool's handoff socket pair ([0] to send, [1] to receive), or NULL.
+ * slot is the worker's own scoreboard slot, or -1 for a process outside
+ * the pools (the status process), which writes nothing to the
+ * scoreboard. */
 int	worker_main(const struct config *, const struct service *,
-	    int listen_fd, struct scoreboard *, int slot);
+	    int listen_fd, const int *handoff, struct scoreboard *, int slot);
 
 #endif /* SHORTD_WORKERS_H */

@@ -87,10 +87,10 @@ SIDE_SERVER = """
 class BenchStack(stackmod.Stack):
     """The test stack plus a side server in nginx answering by itself."""
 
-    def __init__(self, side_port, keep_conn=False, **kw):
+    def __init__(self, side_port, new_conn=False, **kw):
         super().__init__(**kw)
         self.side_port = side_port
-        self.keep_conn = keep_conn
+        self.new_conn = new_conn
 
     @property
     def side_url(self):
@@ -98,13 +98,12 @@ class BenchStack(stackmod.Stack):
 
     def nginx_text(self):
         text = super().nginx_text()
-        if self.keep_conn:
-            # The shipped configuration does not keep connections (see
-            # etc/nginx-local.conf.in); --keep-conn measures the other.
-            text = text.replace(
-                "fastcgi_keep_conn off;",
-                "fastcgi_keep_conn on; "
-                "fastcgi_next_upstream error non_idempotent;")
+        if self.new_conn:
+            # The shipped configuration keeps connections to the
+            # shortener pool (etc/nginx-local.conf.in); --new-conn
+            # measures one per request.
+            text = text.replace("fastcgi_keep_conn on;",
+                                "fastcgi_keep_conn off;")
         end = text.rindex("}")      # the end of the http block
         return (text[:end] + SIDE_SERVER % ("%s:%d" % (self.host,
                                                       self.side_port)) +
@@ -438,10 +437,10 @@ def main(argv=None):
     ap.add_argument("--profile", action="store_true",
                     help="perf record nginx, the shortener workers and "
                     "mariadbd during one more redirect run")
-    ap.add_argument("--keep-conn", action="store_true",
-                    help="kept FastCGI connections to the shortener pool "
-                    "(fastcgi_keep_conn on); the shipped nginx config "
-                    "opens one per request")
+    ap.add_argument("--new-conn", action="store_true",
+                    help="a new FastCGI connection per request to the "
+                    "shortener pool (fastcgi_keep_conn off); the shipped "
+                    "nginx config keeps them")
     ap.add_argument("--keep", action="store_true",
                     help="keep the stack's directory")
     args = ap.parse_args(argv)
@@ -465,7 +464,7 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix="shortd-bench-")
     os.chmod(workdir, 0o755)    # nginx's workers run as nobody
     s = BenchStack(side_port=stackmod.free_port(),
-                   keep_conn=args.keep_conn, shortd_path=args.shortd,
+                   new_conn=args.new_conn, shortd_path=args.shortd,
                    root_dir=os.path.join(workdir, "stack"),
                    conf_overrides=overrides, verbose=True)
     load_before = loadavg()
@@ -765,9 +764,10 @@ def report(res, args):
                  conf["argon2_parallelism"], res["buffer_pool_mb"], nl,
                  res["load_s"]))
     L.append("- nginx → shortd: %s" % (
-        "new FastCGI connection per request"
-        if not args.keep_conn else "kept FastCGI connections (--keep-conn) "
-        "(upstream keepalive, fastcgi_keep_conn on)"))
+        "kept FastCGI connections to the shortener pool (upstream "
+        "keepalive, fastcgi_keep_conn on), a new one per login"
+        if not args.new_conn else "a new FastCGI connection per request "
+        "(--new-conn)"))
     L.append("- wrk -t2 -c32 --timeout 10s; \"FastCGI conns\": connections "
              "between nginx and the pool's workers, counted half-way "
              "through each run (median)")

@@ -19,6 +19,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import jwt
+
 import stack
 
 
@@ -114,6 +116,147 @@ def test_token_of_deleted_user_refused(s):
                 "forbidden")
     assert s.sql("SELECT COUNT(*) FROM urls WHERE owner = %s",
                  (user,))[0][0] == 0
+
+
+def _token(s, user, iat):
+    """A token of user issued at iat (unix seconds), valid an hour."""
+    return jwt.encode({"sub": user, "iat": iat, "exp": iat + 3600},
+                      s.jwt_secret, algorithm="HS256")
+
+
+def _links(s, user):
+    return s.sql("SELECT id, value FROM urls WHERE owner = %s "
+                 "ORDER BY id", (user,))
+
+
+# Bodies of POST / each refused for a reason of their own (400, or 409:
+# the id is taken); "{id}" is an id that exists.
+_REFUSED_BODIES = (
+    ("malformed JSON", '{"value": '),
+    ("no value", {"url2": "https://example.org/"}),
+    ("invalid URL", {"value": "ftp://example.org/"}),
+    ("reserved id", {"value": "https://example.org/", "id": "users"}),
+    ("expiry in the past", {"value": "https://example.org/",
+                            "expires_at": "2000-01-01T00:00:00Z"}),
+    ("reuse with an id", {"value": "https://example.org/", "reuse": True,
+                          "id": "rv-{id}"}),
+    ("id taken", {"value": "https://example.org/", "id": "{id}"}),
+)
+
+
+def _refused_body(body, taken):
+    if isinstance(body, dict):
+        return {k: v.replace("{id}", taken) if isinstance(v, str) else v
+                for k, v in body.items()}
+    return body
+
+
+def test_create_with_revoked_token(s):
+    """A create checks its token's user in the insert itself: a revoked
+    token writes nothing and gets 403, with any body, before the 400
+    or 409 the body would get with a good token."""
+    user, pw, old = s.new_user("crev")
+    taken = s.http("POST", "/", {"value": "https://example.org/t",
+                                 "id": "taken-" + user}, token=old)
+    taken = _expect(taken, 201, "POST / with an id")["id"]
+    # With the good token each body gets its own refusal.
+    for what, body in _REFUSED_BODIES:
+        r = s.http("POST", "/", _refused_body(body, taken), token=old)
+        assert r.status_code in (400, 409), "%s with a good token: %s" % (
+            what, _show(r))
+    before = _links(s, user)
+    _next_second()
+    r = s.http("PUT", "/users", {"username": user, "password": pw,
+                                 "new_password": pw + "-new"})
+    _expect(r, 200, "PUT /users")
+
+    for what, body in (("a good body", {"value": "https://x.org/rev"}),
+                       ("a new id", {"value": "https://x.org/rev",
+                                     "id": "new-" + user}),
+                       ("limits", {"value": "https://x.org/rev",
+                                   "expires_in": 60, "max_visits": 3}),
+                       ("reuse", {"value": "https://example.org/t",
+                                  "reuse": True}),
+                       ("reuse of a new URL", {"value": "https://x.org/r",
+                                               "reuse": True})) \
+            + _REFUSED_BODIES:
+        r = s.http("POST", "/", _refused_body(body, taken), token=old)
+        b = _expect(r, 403, "POST / with %s and a token from before the "
+                    "password change" % what, "forbidden")
+        assert b["message"] == "token revoked: the password changed " \
+            "after it was issued", "%s: %s" % (what, _show(r))
+    assert _links(s, user) == before, \
+        "refused creates changed the links: %r -> %r" % (before,
+                                                         _links(s, user))
+    assert not s.sql("SELECT 1 FROM urls WHERE id = %s",
+                     ("new-" + user,)), "a refused create took its id"
+
+    # The new token creates, so the password change was the reason.
+    new = s.login(user, pw + "-new")
+    r = s.http("POST", "/", {"value": "https://x.org/rev",
+                             "id": "new-" + user}, token=new)
+    _expect(r, 201, "POST / with the new token")
+    assert ("new-" + user, "https://x.org/rev") in _links(s, user)
+
+
+def test_create_token_second_of_change(s):
+    """pw_changed and iat are whole seconds: a token from the very
+    second of the change is good, one from the second before is not,
+    for a create as for any other call."""
+    user, pw, tok = s.new_user("csec")
+    t = int(time.time())
+    s.sql("UPDATE users SET pw_changed = %s WHERE username = %s",
+          (t, user))
+    same, before = _token(s, user, t), _token(s, user, t - 1)
+    r = s.http("POST", "/", {"value": "https://example.org/same"},
+               token=same)
+    made = _expect(r, 201, "POST / with a token from the second of the "
+                   "change")["id"]
+    r = s.http("POST", "/", {"value": "https://example.org/same",
+                             "reuse": True}, token=same)
+    assert _expect(r, 200, "reuse with that token")["id"] == made
+    _expect(s.http("GET", "/", token=same), 200, "GET / with that token")
+    for what, body in (("a good body", {"value": "https://example.org/b"}),
+                       ("an invalid URL", {"value": "nope"}),
+                       ("reuse", {"value": "https://example.org/same",
+                                  "reuse": True})):
+        r = s.http("POST", "/", body, token=before)
+        b = _expect(r, 403, "POST / with %s and a token from the second "
+                    "before the change" % what, "forbidden")
+        assert "revoked" in b["message"], _show(r)
+    _expect(s.http("GET", "/", token=before), 403,
+            "GET / with a token from the second before", "forbidden")
+    assert [v for _, v in _links(s, user)] == ["https://example.org/same"]
+    # The insert copies the binary hash as it was sent (what reuse
+    # finds links by), whatever the connection's character set.
+    assert s.sql("SELECT value_hash = UNHEX(SHA2(value, 256)) FROM urls "
+                 "WHERE id = %s", (made,)) == ((1,),), \
+        "value_hash of %s is not SHA-256 of its value" % made
+
+
+def test_create_of_deleted_user(s):
+    """A deleted user's token: 403 "no longer exists" for any body of
+    POST /, and no row (the foreign key would refuse it, the insert
+    does not even try)."""
+    user, pw, tok = s.new_user("cdel")
+    other, _, otok = s.new_user("cdel")
+    taken = s.http("POST", "/", {"value": "https://example.org/o",
+                                 "id": "taken-" + other}, token=otok)
+    taken = _expect(taken, 201, "POST / with an id")["id"]
+    s.sql("DELETE FROM users WHERE username = %s", (user,))
+    for what, body in (("a good body", {"value": "https://x.org/del"}),
+                       ("a new id", {"value": "https://x.org/del",
+                                     "id": "new-" + user}),
+                       ("reuse", {"value": "https://x.org/del",
+                                  "reuse": True})) + _REFUSED_BODIES:
+        r = s.http("POST", "/", _refused_body(body, taken), token=tok)
+        b = _expect(r, 403, "POST / with %s and the token of a deleted "
+                    "user" % what, "forbidden")
+        assert b["message"] == "token revoked: its user no longer " \
+            "exists", "%s: %s" % (what, _show(r))
+    assert not _links(s, user)
+    assert not s.sql("SELECT 1 FROM urls WHERE id = %s",
+                     ("new-" + user,)), "a refused create took its id"
 
 
 def test_rehash_on_login_keeps_tokens(s):
