@@ -86,9 +86,10 @@ struct sb_pool {
 
 /* Buckets of ids for the redirect cache's version counters (a power
  * of two).  Each worker that serves redirects touches these pages, so
- * they count in its RSS: 64 KiB.  A change of a link invalidates the
- * cached links of its bucket only, 1/16384 of a worker's cache. */
-#define SB_CACHE_BUCKETS	16384
+ * they count in its RSS: 16 KiB.  A change of a link invalidates the
+ * cached links of its bucket only, 1/4096 of each worker's cache (a
+ * quarter of an entry of the default 1024). */
+#define SB_CACHE_BUCKETS	4096
 
 struct sb_cache {
 	_Atomic uint64_t hits;		/* redirects answered from a cache */
