@@ -61,6 +61,7 @@
 #define DB_NODES_MAX	16
 #define DB_NODE_HOLD_MS	5000		/* skip a node that failed this long */
 #define DB_HASH_LEN	32		/* urls.value_hash: SHA-256 */
+#define DB_VISITS_LOCK_WAIT "1"	/* s a visit flush waits for a row lock */
 
 /*
  * Server and client error numbers, spelled here because MySQL's and
@@ -109,17 +110,26 @@ enum db_stmt {
 	DBS_URL_FIND,
 	DBS_URL_HIT,
 	DBS_URL_ADD_VISITS,
+	DBS_URL_LOCK_VISITS,
+	DBS_URL_SEEN_VISITS,
 	DBS_COUNT
 };
 
 /*
  * The batch of visit counts: DB_VISITS_BATCH links per statement, each
  * as "WHEN ? THEN ?" in two CASEs and one "?" in the IN list.  Unused
- * places get the empty id, which no row has.  The IN list makes it a
- * primary key lookup, locking rows in key order; a flush sends its
- * links sorted, so its statements lock in key order too and two
- * workers' flushes cannot deadlock.  The CASE compares with the
- * ascii_bin column's collation, so ids stay case-sensitive.
+ * places get the empty id, which no row has.  FORCE INDEX makes the
+ * IN list a primary key lookup, locking those rows only, in key order:
+ * without it, on a table of up to a few hundred rows, the server reads
+ * (and, under REPEATABLE READ, locks) every row, and waits for any
+ * row locked anywhere.  (The SELECT may still read the whole key of a
+ * table of a few dozen rows; with SKIP LOCKED it waits for none.)  A
+ * flush sends its links sorted, so its statements lock in key order
+ * too.  The CASE compares with the ascii_bin column's collation, so
+ * ids stay case-sensitive.  A flush that must not wait for row locks
+ * first locks the rows with SKIP LOCKED (MariaDB 10.6+, MySQL 8.0+)
+ * and updates only those it got: a row another session holds is left
+ * for a later flush (see db_url_add_visits).
  */
 #define DB_W1	"WHEN ? THEN ? "
 #define DB_W4	DB_W1 DB_W1 DB_W1 DB_W1
@@ -151,12 +161,12 @@ static const struct db_sql {
 	 * in one round trip.  The SELECT's shared lock on the user row
 	 * is the one the foreign key check takes anyway. */
 	[DBS_URL_INSERT] = { "url insert", 1,
-	    "INSERT INTO urls (id, owner, value, value_hash, created_us, "
+	    "INSERT INTO urls (id, `user`, value, value_hash, created_us, "
 	    "updated_us, expires_us, max_visits) "
 	    "SELECT ?, username, ?, ?, ?, ?, ?, ? FROM users "
 	    "WHERE username = ? AND pw_changed <= ?" },
 	[DBS_URL_GET] = { "url get", 0,
-	    "SELECT owner, value, created_us, updated_us, visits, "
+	    "SELECT `user`, value, created_us, updated_us, visits, "
 	    "COALESCE(last_visit_us, 0), COALESCE(expires_us, 0), "
 	    "COALESCE(max_visits, 0) FROM urls WHERE id = ?" },
 	/* Each column changes only when its flag is set, in one
@@ -170,20 +180,20 @@ static const struct db_sql {
 	[DBS_URL_DELETE] = { "url delete", 1,
 	    "DELETE FROM urls WHERE id = ?" },
 	[DBS_URL_DELETE_ALL] = { "url delete all", 1,
-	    "DELETE FROM urls WHERE owner = ?" },
+	    "DELETE FROM urls WHERE `user` = ?" },
 	[DBS_URL_LIST_FIRST] = { "url list", 0,
 	    "SELECT id, value, created_us, visits, COALESCE(expires_us, 0), "
-	    "COALESCE(max_visits, 0) FROM urls WHERE owner = ? "
+	    "COALESCE(max_visits, 0) FROM urls WHERE `user` = ? "
 	    "ORDER BY created_us DESC, id DESC LIMIT ?" },
 	[DBS_URL_LIST_NEXT] = { "url list next", 0,
 	    "SELECT id, value, created_us, visits, COALESCE(expires_us, 0), "
-	    "COALESCE(max_visits, 0) FROM urls WHERE owner = ? "
+	    "COALESCE(max_visits, 0) FROM urls WHERE `user` = ? "
 	    "AND (created_us < ? OR (created_us = ? AND id < ?)) "
 	    "ORDER BY created_us DESC, id DESC LIMIT ?" },
-	/* idx_owner_value finds the candidates; value = ? rules out a
+	/* idx_user_value finds the candidates; value = ? rules out a
 	 * hash collision. */
 	[DBS_URL_FIND] = { "url find", 0,
-	    "SELECT id FROM urls WHERE owner = ? AND value_hash = ? "
+	    "SELECT id FROM urls WHERE `user` = ? AND value_hash = ? "
 	    "AND value = ? AND expires_us IS NULL AND max_visits IS NULL "
 	    "ORDER BY created_us, id LIMIT 1" },
 	/* The visit limit holds under any concurrency: the row lock
@@ -193,9 +203,16 @@ static const struct db_sql {
 	    "WHERE id = ? AND (max_visits IS NULL OR visits < max_visits) "
 	    "AND (expires_us IS NULL OR expires_us > ?)" },
 	[DBS_URL_ADD_VISITS] = { "url add visits", 1,
-	    "UPDATE urls SET visits = visits + CASE id " DB_W32 "ELSE 0 END, "
+	    "UPDATE urls FORCE INDEX (PRIMARY) "
+	    "SET visits = visits + CASE id " DB_W32 "ELSE 0 END, "
 	    "last_visit_us = GREATEST(COALESCE(last_visit_us, 0), "
 	    "CASE id " DB_W32 "ELSE 0 END) WHERE id IN (" DB_Q32 ")" },
+	[DBS_URL_LOCK_VISITS] = { "url lock visits", 1,
+	    "SELECT id FROM urls FORCE INDEX (PRIMARY) "
+	    "WHERE id IN (" DB_Q32 ") FOR UPDATE SKIP LOCKED" },
+	/* A consistent read: it takes no lock and waits for none. */
+	[DBS_URL_SEEN_VISITS] = { "url find visits", 0,
+	    "SELECT id FROM urls WHERE id IN (" DB_Q32 ")" },
 };
 
 /* One server of db_host's list. */
@@ -1170,47 +1187,213 @@ db_bind_visits(MYSQL_BIND *p, const struct db_visits *v, size_t n,
 	}
 }
 
+/* The IN list alone, for the SELECTs of a flush. */
+static void
+db_bind_visit_ids(MYSQL_BIND *p, const struct db_visits *v, size_t n)
+{
+	size_t		 k;
+
+	for (k = 0; k < DB_VISITS_BATCH; k++) {
+		const char *id = k < n && db_key_ok(v[k].id, ID_MAX) ?
+		    v[k].id : "";
+
+		db_bind_str(&p[k], id, strlen(id));
+	}
+}
+
+/* Record the client library's last error on the connection. */
+static unsigned int
+db_myerr(struct db *db)
+{
+	unsigned int	 err = mysql_errno(db->mysql);
+
+	db_seterr(db, err ? err : DB_CR_MIN, mysql_error(db->mysql));
+	return db->last_errno;
+}
+
 /*
- * One try at the whole of v in one transaction.  *retry is set when
- * nothing was applied and trying again may work: a deadlock or a
- * certification conflict (which roll the transaction back), a stale
- * statement, a connection lost before COMMIT.
+ * Run SELECT st (ids of v, bound in p) and set seen[k] for each link
+ * of v whose id comes back.  0, or the error number (message in
+ * db->errmsg).
  */
-static enum db_status
-db_visits_txn(struct db *db, const struct db_visits *v, size_t n,
-    MYSQL_BIND *p, int *retry)
+static unsigned int
+db_visits_select(struct db *db, enum db_stmt st, MYSQL_BIND *p,
+    const struct db_visits *v, size_t n, char *seen)
 {
 	MYSQL_STMT	*s;
+	MYSQL_BIND	 r;
+	char		 id[ID_MAX + 1];
+	unsigned long	 len = 0;
+	unsigned int	 err;
+	size_t		 k;
+	int		 executed, got, first = 1;
+
+	memset(seen, 0, n);
+	if ((err = db_try(db, st, p, &s, &executed)) != 0)
+		return err;
+	db_bind_out(&r, id, sizeof(id), &len);
+	while ((got = db_fetch(st, s, &r, first)) == 1) {
+		first = 0;
+		if (db_terminate(id, sizeof(id), len) == -1)
+			continue;
+		for (k = 0; k < n; k++)
+			if (strcmp(v[k].id, id) == 0)
+				seen[k] = 1;
+	}
+	db_done(s);
+	if (got == -1) {
+		db_seterr(db, DB_CR_MIN, "cannot read the ids");
+		return DB_CR_MIN;
+	}
+	return 0;
+}
+
+/*
+ * Up to DB_VISITS_BATCH links of a flush, inside its transaction, all
+ * marked pending 0 (written if the transaction commits).  With skip,
+ * first lock their rows, skipping those another session holds; if
+ * some did not come back, a plain read tells a row held by someone
+ * (its link waits: pending stays 1) from a link that is gone (nothing
+ * to write); then update only the rows locked.  0, or the error number
+ * (message in db->errmsg).
+ */
+static unsigned int
+db_visits_batch(struct db *db, struct db_visits *v, size_t n,
+    MYSQL_BIND *p, int skip)
+{
+	struct db_visits w[DB_VISITS_BATCH];
+	MYSQL_STMT	*s;
 	int64_t		 count[DB_VISITS_BATCH], last[DB_VISITS_BATCH];
+	char		 locked[DB_VISITS_BATCH], exists[DB_VISITS_BATCH];
+	unsigned int	 err;
+	size_t		 k, nw = 0;
+	int		 executed;
+
+	if (!skip) {
+		for (k = 0; k < n; k++)
+			v[k].pending = 0;
+		db_bind_visits(p, v, n, count, last);
+		if ((err = db_try(db, DBS_URL_ADD_VISITS, p, &s,
+		    &executed)) != 0)
+			return err;
+		db_done(s);
+		return 0;
+	}
+	db_bind_visit_ids(p, v, n);
+	if ((err = db_visits_select(db, DBS_URL_LOCK_VISITS, p, v, n,
+	    locked)) != 0)
+		return err;
+	for (k = 0; k < n; k++)
+		if (locked[k])
+			w[nw++] = v[k];
+	memset(exists, 0, sizeof(exists));
+	if (nw < n && (err = db_visits_select(db, DBS_URL_SEEN_VISITS, p, v,
+	    n, exists)) != 0)
+		return err;
+	for (k = 0; k < n; k++)
+		if (locked[k] || !exists[k])
+			v[k].pending = 0;
+	if (nw == 0)
+		return 0;
+	db_bind_visits(p, w, nw, count, last);
+	if ((err = db_try(db, DBS_URL_ADD_VISITS, p, &s, &executed)) != 0)
+		return err;
+	db_done(s);
+	return 0;
+}
+
+/*
+ * Start a flush's transaction, its row lock waits bounded by
+ * DB_VISITS_LOCK_WAIT seconds for this session until db_visits_end()
+ * puts back what it had (the user variable keeps it: the value the
+ * server or its init_connect gave).  A server without the variable
+ * runs the flush unbounded rather than not at all.  0, or the error
+ * number.
+ */
+static unsigned int
+db_visits_begin(struct db *db, int *bounded)
+{
+	static const char	 q[] = "SET @shortd_lock_wait = "
+	    "@@SESSION.innodb_lock_wait_timeout, "
+	    "SESSION innodb_lock_wait_timeout = " DB_VISITS_LOCK_WAIT;
+
+	*bounded = 0;
+	if (mysql_real_query(db->mysql, q, sizeof(q) - 1) == 0)
+		*bounded = 1;
+	else if (mysql_errno(db->mysql) != DB_ER_UNKNOWN_SYSTEM_VARIABLE)
+		return db_myerr(db);
+	if (mysql_autocommit(db->mysql, 0) != 0)
+		return db_myerr(db);
+	return 0;
+}
+
+/*
+ * After a flush's COMMIT or ROLLBACK: autocommit on and the session's
+ * own lock wait back, which every other statement relies on (a PUT
+ * waits for a row as long as the server says).  A connection that
+ * cannot be put back is dropped: a new one starts with both.
+ */
+static void
+db_visits_end(struct db *db, int bounded)
+{
+	static const char	 q[] = "SET SESSION innodb_lock_wait_timeout = "
+	    "@shortd_lock_wait";
+
+	if (mysql_autocommit(db->mysql, 1) == 0 && (!bounded ||
+	    mysql_real_query(db->mysql, q, sizeof(q) - 1) == 0))
+		return;
+	log_info("db: url add visits: resetting the session: %s, "
+	    "reconnecting", mysql_error(db->mysql));
+	db_disconnect(db);
+}
+
+/*
+ * One try at the whole of v in one transaction (db_visits_batch per
+ * DB_VISITS_BATCH links, with skip or not), then COMMIT.  A statement
+ * that waits for a row lock gives up after DB_VISITS_LOCK_WAIT s and
+ * the whole transaction is rolled back, here and explicitly: a lock
+ * wait timeout rolls back only the statement unless the server runs
+ * with innodb_rollback_on_timeout.
+ *
+ * On return v[k].pending is 1 if link k's count was surely not
+ * written (its row was held by another session and skipped, or the
+ * transaction rolled back or never began), 0 if it was written, if its
+ * link is gone, or if COMMIT failed other than by a rollback (the
+ * connection went during it: it may or may not have applied it).
+ * *retry is set when nothing was applied
+ * and trying again at once, skipping locked rows, may work: a lock
+ * wait timeout while waiting was allowed, a deadlock or a Galera
+ * certification conflict (1213, both roll the transaction back), a
+ * stale statement, a connection lost before COMMIT.
+ */
+static enum db_status
+db_visits_txn(struct db *db, struct db_visits *v, size_t n,
+    MYSQL_BIND *p, int skip, int *retry)
+{
 	enum db_errclass c;
-	unsigned int	 err = 0;
+	unsigned int	 err;
 	size_t		 k, m;
-	int		 executed, committing = 0;
+	int		 bounded = 0, committing = 0, unsure;
 
 	*retry = 0;
+	for (k = 0; k < n; k++)
+		v[k].pending = 1;
 	db_check_link(db, 1);
 	if (db_ensure(db) != DB_OK)
 		return DB_UNAVAILABLE;
-	if (mysql_autocommit(db->mysql, 0) != 0) {
-		err = mysql_errno(db->mysql);
-		db_seterr(db, err, mysql_error(db->mysql));
+	if ((err = db_visits_begin(db, &bounded)) != 0)
 		goto fail;
-	}
 	for (k = 0; k < n; k += m) {
 		m = n - k < DB_VISITS_BATCH ? n - k : DB_VISITS_BATCH;
-		db_bind_visits(p, v + k, m, count, last);
-		if ((err = db_try(db, DBS_URL_ADD_VISITS, p, &s,
-		    &executed)) != 0)
+		if ((err = db_visits_batch(db, v + k, m, p, skip)) != 0)
 			goto fail;
-		db_done(s);
 	}
 	committing = 1;
-	if (mysql_commit(db->mysql) != 0 ||
-	    mysql_autocommit(db->mysql, 1) != 0) {
-		err = mysql_errno(db->mysql);
-		db_seterr(db, err, mysql_error(db->mysql));
+	if (mysql_commit(db->mysql) != 0) {
+		err = db_myerr(db);
 		goto fail;
 	}
+	db_visits_end(db, bounded);
 	return DB_OK;
 fail:
 	if ((c = db_classify(err)) == DBE_LOST) {
@@ -1219,47 +1402,79 @@ fail:
 		 * like any lost node, so the retry goes to the next one. */
 		db_node_failed(db, db->cur);
 		db_disconnect(db);
+		unsure = committing;
 		*retry = !committing;
+		if (*retry)
+			log_info("db: url add visits: %s (%u) before COMMIT, "
+			    "nothing applied; retrying on a new connection",
+			    db->errmsg, err);
 	} else {
-		if (c == DBE_STALE)
+		if (c == DBE_STALE) {
 			db_close_stmt(db, DBS_URL_ADD_VISITS);
-		*retry = c == DBE_LOCK || c == DBE_STALE;
-		if (mysql_rollback(db->mysql) != 0 ||
-		    mysql_autocommit(db->mysql, 1) != 0)
-			db_disconnect(db);
+			db_close_stmt(db, DBS_URL_LOCK_VISITS);
+			db_close_stmt(db, DBS_URL_SEEN_VISITS);
+		}
+		/* A COMMIT that failed otherwise than by a rollback the
+		 * server made (1213) is not known not to have applied. */
+		unsure = committing && c != DBE_LOCK;
+		*retry = !unsure && ((err == DB_ER_LOCK_WAIT_TIMEOUT &&
+		    !skip) || err == DB_ER_LOCK_DEADLOCK || c == DBE_STALE);
+		if (mysql_rollback(db->mysql) != 0)
+			db_disconnect(db);	/* which rolls back */
+		else
+			db_visits_end(db, bounded);
+		if (*retry)
+			log_info("db: url add visits: %s (%u), rolled back; "
+			    "retrying, skipping rows locked by others",
+			    db->errmsg, err);
 	}
-	log_info("db: url add visits: %s (%u)%s", db->errmsg, err,
-	    *retry ? ", retrying" : "");
+	/* Skipped rows were in no UPDATE: they wait whatever happened. */
+	if (!unsure)
+		for (k = 0; k < n; k++)
+			v[k].pending = 1;
 	return DB_UNAVAILABLE;
 }
 
 /*
- * Add counted visits of n links (any number) in one transaction: one
- * commit, so one log flush, however many links; all or nothing.  v must
- * be sorted by id: every worker then locks rows in the same order and
- * two flushes never deadlock each other.  A try that applied nothing
- * is repeated once.
+ * Add counted visits of n links (any number), sorted by id, in one
+ * transaction: one commit, so one log flush, however many links.
+ * Rows are locked in id order, so two workers' flushes wait for each
+ * other (briefly) but never deadlock.  Waiting for a row lock is
+ * bounded by DB_VISITS_LOCK_WAIT; with skip (or on the second try,
+ * after a first one that applied nothing, see db_visits_txn) nothing
+ * waits: a row another session holds is skipped and its link left
+ * pending.  SKIP LOCKED needs MariaDB 10.6 or MySQL 8.0.
+ *
+ * DB_OK: committed; v[k].pending marks the links left for a later
+ * flush.  Otherwise err gets why (nothing logged here) and
+ * v[k].pending is 1 for every link surely not written, 0 where the
+ * COMMIT may have applied it.
  */
 enum db_status
-db_url_add_visits(struct db *db, const struct db_visits *v, size_t n)
+db_url_add_visits(struct db *db, struct db_visits *v, size_t n, int skip,
+    char *err, size_t errlen)
 {
 	MYSQL_BIND	*p;
 	enum db_status	 st = DB_OK;
+	size_t		 k;
 	int		 tries, retry = 0;
 
 	if (n == 0)
 		return DB_OK;
 	if ((p = calloc(5 * DB_VISITS_BATCH, sizeof(*p))) == NULL) {
-		log_warnx("db: url add visits: out of memory");
+		for (k = 0; k < n; k++)
+			v[k].pending = 1;
+		snprintf(err, errlen, "out of memory");
 		return DB_UNAVAILABLE;
 	}
-	for (tries = 0; tries < 2; tries++)
-		if ((st = db_visits_txn(db, v, n, p, &retry)) == DB_OK ||
-		    !retry)
+	db->last_errno = 0;
+	for (tries = 0; tries < 2; tries++, skip = 1)
+		if ((st = db_visits_txn(db, v, n, p, skip, &retry)) ==
+		    DB_OK || !retry)
 			break;
-	if (st != DB_OK)
-		log_warnx("db: url add visits: %s", db->errmsg);
 	free(p);
+	if (st != DB_OK)
+		snprintf(err, errlen, "%s (%u)", db->errmsg, db->last_errno);
 	return st;
 }
 

@@ -1231,8 +1231,10 @@ short_tick(struct worker_ctx *ctx)
 	if (ctx->visits == NULL)
 		return -1;
 	now = short_mono_ms();
-	if (visits_due(ctx->visits, now) == 0)
+	if (visits_due(ctx->visits, now) == 0) {
+		ctx->let_go(ctx);
 		visits_flush(ctx->visits, ctx->db, now);
+	}
 	return visits_due(ctx->visits, short_mono_ms());
 }
 

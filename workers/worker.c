@@ -46,6 +46,7 @@
 #endif
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -821,6 +822,34 @@ conn_idle(struct worker *w, struct conn *c)
 		kept_list(w, c);
 }
 
+/* ctx->let_go: pass every idle kept connection on, while the pool's
+ * handoff socket takes them. */
+static void
+worker_let_go(struct worker_ctx *ctx)
+{
+	struct worker	*w = (struct worker *)(void *)((char *)ctx -
+	    offsetof(struct worker, ctx));
+	struct conn	*c;
+
+	if (!worker_can_hand(w))
+		return;
+	for (c = w->conns; c != NULL; c = c->next) {
+		if (c->dead || c->kept == -1)
+			continue;
+		if (kept_claim(w, c))
+			conn_close(w, c);	/* the handler was first */
+		else if (handoff_send(kept.txfd, c->fd) == 0) {
+			if (w->pool != NULL)
+				atomic_fetch_add_explicit(&w->pool->handoffs,
+				    1, memory_order_relaxed);
+			conn_close(w, c);
+		} else {
+			kept_list(w, c);	/* the socket is full */
+			break;
+		}
+	}
+}
+
 /* Close our descriptors of connections the URG handler passed on. */
 static void
 worker_sweep(struct worker *w)
@@ -1059,6 +1088,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 	w.ctx.cfg = cfg;
 	w.ctx.sb = sb;
 	w.ctx.sbc = sb != NULL ? &sb->cache : NULL;
+	w.ctx.let_go = worker_let_go;
 	w.lim.max_params = cfg->max_params;
 	w.lim.max_body = cfg->max_body;
 	w.lim.max_nparams = 512;

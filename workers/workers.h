@@ -290,6 +290,7 @@ struct db_visits {
 	const char	*id;
 	int64_t		 count;
 	int64_t		 last_us;
+	int		 pending;	/* out: surely not written */
 };
 #define DB_VISITS_BATCH	32	/* links per UPDATE of a flush */
 
@@ -328,9 +329,14 @@ enum db_status	 db_url_find(struct db *, const char *owner,
  * and has not expired at now_us: DB_OK counted, DB_NOTFOUND not. */
 enum db_status	 db_url_hit(struct db *, const char *id, int64_t now_us);
 /* Add the counted visits of n links, sorted by id, in one
- * transaction (DB_VISITS_BATCH links per statement): all or nothing. */
-enum db_status	 db_url_add_visits(struct db *, const struct db_visits *,
-		    size_t n);
+ * transaction (DB_VISITS_BATCH links per statement), waiting at most
+ * a second for a row lock; with skip (or after such a wait ran out)
+ * rows other sessions hold are skipped, not waited for.  DB_OK:
+ * committed, except the links marked pending (rows skipped).
+ * Otherwise err says why, and pending marks every link surely not
+ * written (all of them unless the connection went during COMMIT). */
+enum db_status	 db_url_add_visits(struct db *, struct db_visits *,
+		    size_t n, int skip, char *err, size_t errlen);
 enum db_status	 db_url_change(struct db *, const char *id,
 		    const struct db_url_change *, int64_t now_us);
 /* On DB_OK, u is filled (free u->value with db_url_clear). */
@@ -368,9 +374,11 @@ int		 visits_add(struct visits *, const char *id, int64_t now_us,
 		    int64_t now_ms);
 /* Milliseconds until a flush is due (0: now), -1 if nothing waits. */
 int		 visits_due(const struct visits *, int64_t now_ms);
-/* Write what waits (all of it).  Visits are kept for later if the
- * database cannot be reached, dropped (and logged) if a write fails
- * after it may have been applied: counted at most once. */
+/* Write what waits.  Visits surely not written (their row locked by
+ * another session, the database away, the transaction rolled back)
+ * are kept for a later flush, tried again after a back-off; dropped
+ * (and logged) only if the COMMIT may have applied them: counted at
+ * most once.  Never waits more than about a second for a row lock. */
 void		 visits_flush(struct visits *, struct db *, int64_t now_ms);
 size_t		 visits_pending(const struct visits *);	/* links */
 
@@ -426,6 +434,11 @@ struct worker_ctx {
 	struct sb_cache		*sbc;		/* the scoreboard's, shared by all
 						   workers; NULL: none */
 	struct cache		*cache;		/* shortener; NULL: off */
+	/* Hand the worker's idle kept connections to the pool's other
+	 * workers: a service calls it before work no request waits for
+	 * (a visit flush), so that requests the front end sends on them
+	 * meanwhile are not held up.  Never NULL. */
+	void			(*let_go)(struct worker_ctx *);
 };
 
 typedef void	 (*handler_fn)(struct worker_ctx *, const struct request *,

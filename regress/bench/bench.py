@@ -243,7 +243,7 @@ def load_small(s, owner, n, seen):
         with conn.cursor() as c:
             for k in range(0, len(rows), 1000):
                 c.executemany(
-                    "INSERT INTO urls (id, owner, value, created_us, "
+                    "INSERT INTO urls (id, `user`, value, created_us, "
                     "updated_us) VALUES (%s, %s, %s, %s, %s)",
                     rows[k:k + 1000])
     finally:
@@ -269,7 +269,7 @@ def load_bulk(s, owner, n, seen, workdir):
             c.execute("SET foreign_key_checks = 0")
             c.execute("LOAD DATA LOCAL INFILE %s INTO TABLE urls "
                       "FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' "
-                      "(id, owner, value, created_us, updated_us)", (path,))
+                      "(id, `user`, value, created_us, updated_us)", (path,))
         conn.commit()
     finally:
         conn.close()

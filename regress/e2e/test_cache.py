@@ -30,9 +30,9 @@ WORKERS = 2
 LONG_TTL = 60000            # ms: longer than any case
 SHORT_TTL = 300             # ms: the case of a change behind shortd's back
 AFTER = 40                  # requests checked after a change
-FLUSH_MS = 60000            # ms: visit counts are written when workers
-                            # stop (a flush's UPDATE can scan a small
-                            # table and wait on the row a case holds)
+FLUSH_MS = 60000            # ms: visit counts are written when the
+                            # workers stop (a HUP), not while a case
+                            # holds a worker
 HELD_S = 0.3                # a held worker has handed its connections
                             # over after the master's tick (0.1 s)
 METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')

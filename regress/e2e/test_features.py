@@ -2,7 +2,8 @@
 End-to-end cases for the link features (issue 10), through nginx and
 MariaDB: custom ids, short_url, expiry by time and by visits, visit
 counts (GET /:id/stats), reuse, QR codes (GET /:id/qr), the classic
-shapes staying as they were, and the schema upgrade from version 1.
+shapes staying as they were, the schema as the contract describes it
+and its upgrades from versions 1 and 2.
 
 Each test_*(s) gets the shared running stack (regress/stack.py); a test
 that reconfigures shortd puts it back in a finally block.
@@ -21,6 +22,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import jwt
 import requests
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -410,6 +412,114 @@ def test_counts_flushed_on_shutdown(s):
     assert _stats(s, tok, i)["visits"] == 6
 
 
+def _lock_row(s, i):
+    """A connection holding urls row i locked (an open transaction)."""
+    conn = s.db_connect(autocommit=False)
+    with conn.cursor() as c:
+        c.execute("BEGIN")
+        c.execute("SELECT visits FROM urls WHERE id = %s FOR UPDATE", (i,))
+        assert len(c.fetchall()) == 1, "link %s not in the database" % i
+    return conn
+
+
+def test_counts_wait_for_a_locked_row(s):
+    """Another session holding a counted link's row (a long transaction,
+    an administrator) stalls no worker: redirects of that link and of
+    others keep being served, the other link's visits are written
+    meanwhile, and once the lock goes the count is exactly the visits
+    made: none lost, none written twice.  The flush's short lock wait is
+    its own: a PUT on a locked row afterwards waits as long as the
+    server says."""
+    tok = _user(s, "lkd")
+    i = s.shorten(tok, "https://example.com/locked/" + _rid())
+    j = s.shorten(tok, "https://example.com/free/" + _rid())
+    made = {i: 0, j: 0}
+    # One worker: every GET and the PUT below go through the worker
+    # whose flushes met the lock.  Two-second flushes: the 40 GETs of
+    # the second part fall in one.
+    s.restart_shortd({"shortener_workers": 1, "visits_flush_ms": 2000})
+    try:
+        conn = _lock_row(s, i)
+        try:
+            # Several flush windows with the row held.
+            end = time.time() + 6
+            while time.time() < end:
+                for k in (i, j):
+                    try:
+                        r = s.http("GET", "/" + k, timeout=3)
+                    except requests.RequestException as e:
+                        raise AssertionError(
+                            "GET /%s not answered within 3 s while another "
+                            "session holds /%s's row: %r" % (k, i, e))
+                    assert r.status_code == 301, "GET /%s: %s" % (
+                        k, _show(r))
+                    made[k] += 1
+                time.sleep(0.02)
+            # The held row keeps back its own link only.
+            st = _wait_visits(s, tok, j, made[j])
+            assert st["visits"] == made[j], "visits of the free link " \
+                "%d, made %d, while the other's row is locked" % (
+                    st["visits"], made[j])
+            assert _stats(s, tok, i)["visits"] == 0
+        finally:
+            conn.rollback()
+            conn.close()
+        st = _wait_visits(s, tok, i, made[i])
+        assert st["visits"] == made[i], "visits %d after %d redirects " \
+            "with the row locked" % (st["visits"], made[i])
+        # Nothing comes late or twice: more flush windows change nothing.
+        time.sleep(2.5)
+        assert _stats(s, tok, i)["visits"] == made[i]
+        assert _stats(s, tok, j)["visits"] == made[j]
+        log = s.shortd_log()
+        assert "their rows are locked by another session" in log, log[-3000:]
+
+        # More links than one UPDATE takes (32), the last in id order
+        # locked: the flush's second UPDATE times out after its first
+        # was applied; the whole transaction is rolled back, so the
+        # retry that skips the locked row writes the others once.
+        many = sorted(s.shorten(tok, "https://example.com/many/%d/%s" % (
+            n, _rid())) for n in range(40))
+        conn = _lock_row(s, many[-1])
+        try:
+            for k in many:
+                r = s.http("GET", "/" + k, timeout=3)
+                assert r.status_code == 301, "GET /%s: %s" % (k, _show(r))
+            for k in many[:-1]:
+                st = _wait_visits(s, tok, k, 1)
+                assert st["visits"] == 1, st
+            assert _stats(s, tok, many[-1])["visits"] == 0
+        finally:
+            conn.rollback()
+            conn.close()
+        assert _wait_visits(s, tok, many[-1], 1)["visits"] == 1
+        time.sleep(2.5)
+        assert [_stats(s, tok, k)["visits"] for k in many] == [1] * 40
+
+        # The worker's session has the server's lock wait (50 s) back:
+        # a PUT of a locked link waits past the flush's second without a
+        # lock wait timeout, and is applied once the row is free.
+        conn = _lock_row(s, j)
+        try:
+            with ThreadPoolExecutor(1) as ex:
+                put = ex.submit(s.http, "PUT", "/" + j,
+                                body={"url": "https://example.com/moved"},
+                                token=tok, timeout=30)
+                time.sleep(2.5)
+                assert not put.done(), "PUT answered while the row is " \
+                    "locked: %s" % _show(put.result())
+                conn.rollback()
+                r = put.result()
+        finally:
+            conn.close()
+        assert r.status_code == 200, "PUT after the lock: %s" % _show(r)
+        assert "url update: Lock wait timeout" not in s.shortd_log(), \
+            "the PUT waited with the flush's lock wait:\n%s" % (
+                s.shortd_log()[-3000:])
+    finally:
+        s.restart_shortd()
+
+
 # ------------------------------------------------------------------
 # Reuse
 # ------------------------------------------------------------------
@@ -447,11 +557,11 @@ def test_reuse(s):
     for bad in ("yes", 1, None):
         _expect(s.http("POST", "/", body={"value": url, "reuse": bad},
                        token=tok), 400, "reuse %r" % (bad,), "error")
-    # The lookup is by index (owner, value_hash), never a scan.
-    plan = s.sql("EXPLAIN SELECT id FROM urls WHERE owner = %s AND "
+    # The lookup is by index (user, value_hash), never a scan.
+    plan = s.sql("EXPLAIN SELECT id FROM urls WHERE `user` = %s AND "
                  "value_hash = UNHEX(SHA2(%s, 256)) AND value = %s",
                  (name, url, url))
-    assert any(row[5] == "idx_owner_value" for row in plan), plan
+    assert any(row[5] == "idx_user_value" for row in plan), plan
     h = s.sql("SELECT HEX(value_hash) FROM urls WHERE id = %s",
               (first["id"],))[0][0]
     assert h.lower() == hashlib.sha256(url.encode()).hexdigest()
@@ -539,7 +649,7 @@ def test_public_url(s):
 
 
 # ------------------------------------------------------------------
-# Schema upgrade
+# The schema: what the contract says of it, and the upgrades to it
 # ------------------------------------------------------------------
 
 # sql/schema.sql as shortd 0.1 shipped it (schema version 1).
@@ -564,6 +674,33 @@ CREATE TABLE urls (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 """
 
+# A database as sql/schema.sql left it at schema version 2, before
+# urls.owner became urls.user (with its indexes and foreign key).
+SCHEMA_V2 = """
+CREATE TABLE shortd_schema (version INT NOT NULL PRIMARY KEY)
+    ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+INSERT INTO shortd_schema (version) VALUES (1), (2);
+CREATE TABLE users (
+    username VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    password VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    pw_changed BIGINT NOT NULL, created BIGINT NOT NULL,
+    PRIMARY KEY (username)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+CREATE TABLE urls (
+    id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    owner VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    value VARCHAR(2048) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    created_us BIGINT NOT NULL, updated_us BIGINT NOT NULL,
+    value_hash BINARY(32) NULL, visits BIGINT NOT NULL DEFAULT 0,
+    last_visit_us BIGINT NULL, expires_us BIGINT NULL,
+    max_visits BIGINT NULL,
+    PRIMARY KEY (id), KEY idx_owner_created (owner, created_us, id),
+    KEY idx_owner_value (owner, value_hash),
+    CONSTRAINT fk_urls_owner FOREIGN KEY (owner)
+        REFERENCES users (username) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+"""
+
 
 def _apply_schema(s, db):
     schema = os.path.join(os.path.dirname(os.path.dirname(
@@ -580,7 +717,8 @@ def _apply_schema(s, db):
 def _columns(s, db):
     return [tuple(x) for x in s.sql(
         "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, "
-        "COALESCE(COLUMN_DEFAULT, '') FROM information_schema.COLUMNS "
+        "COALESCE(COLUMN_DEFAULT, ''), COALESCE(COLLATION_NAME, '') "
+        "FROM information_schema.COLUMNS "
         "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'urls' "
         "ORDER BY ORDINAL_POSITION", (db,))]
 
@@ -592,50 +730,136 @@ def _indexes(s, db):
         "TABLE_NAME = 'urls'", (db,))))
 
 
-def test_schema_upgrade_from_v1(s):
-    old, new = "shortd_v1_" + _rid(6).lower(), "shortd_v2_" + _rid(6).lower()
+def _foreign_keys(s, db):
+    """(name, column, referenced table, referenced column, ON DELETE,
+    ON UPDATE) of each foreign key of urls."""
+    return sorted(tuple(x) for x in s.sql(
+        "SELECT rc.CONSTRAINT_NAME, k.COLUMN_NAME, "
+        "k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, "
+        "rc.DELETE_RULE, rc.UPDATE_RULE "
+        "FROM information_schema.REFERENTIAL_CONSTRAINTS rc "
+        "JOIN information_schema.KEY_COLUMN_USAGE k "
+        "ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA "
+        "AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME "
+        "AND k.TABLE_NAME = rc.TABLE_NAME "
+        "WHERE rc.CONSTRAINT_SCHEMA = %s AND rc.TABLE_NAME = 'urls'",
+        (db,)))
+
+
+def _assert_contract(s, db):
+    """The contract's "Storage": InnoDB and utf8mb4, short ids
+    ascii_bin, a urls.user foreign key to users ON DELETE CASCADE, an
+    index listing a user's links in order, a schema version."""
+    tables = {t: (e, c) for t, e, c in s.sql(
+        "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM "
+        "information_schema.TABLES WHERE TABLE_SCHEMA = %s", (db,))}
+    assert sorted(tables) == ["shortd_schema", "urls", "users"], tables
+    for t, (engine, coll) in tables.items():
+        assert engine == "InnoDB" and coll.startswith("utf8mb4_"), \
+            (db, t, engine, coll)
+    cols = {c[0]: c for c in _columns(s, db)}
+    assert "owner" not in cols, cols
+    assert cols["id"][1:3] == ("varchar(64)", "NO") and \
+        cols["id"][4] == "ascii_bin", cols["id"]
+    assert cols["user"][1:3] == ("varchar(64)", "NO") and \
+        cols["user"][4] == "ascii_bin", cols["user"]
+    assert cols["value"][4] == "utf8mb4_bin", cols["value"]
+    assert [f[:5] for f in _foreign_keys(s, db)] == [
+        ("fk_urls_user", "user", "users", "username", "CASCADE")], \
+        _foreign_keys(s, db)
+    idx = _indexes(s, db)
+    assert [x[2] for x in idx if x[0] == "idx_user_created"] == \
+        ["user", "created_us", "id"], idx
+    assert [x[2] for x in idx if x[0] == "idx_user_value"] == \
+        ["user", "value_hash"], idx
+    assert not [x for x in idx if "owner" in x[0]], idx
+    assert s.sql("SELECT MAX(version) FROM %s.shortd_schema" %
+                 db)[0][0] == 3
+
+
+def test_schema_contract(s):
+    # The suite's database: sql/schema.sql applied to an empty one.
+    _assert_contract(s, "shortd")
+
+
+def _refused(s, db, *want):
+    """shortd refuses to start on db, and its log says each of want."""
+    before = len(s.shortd_log())
+    # It may have bound its sockets before the check, so a start can
+    # look ready for a moment: wait for the exit itself.
+    try:
+        s.restart_shortd({"db_name": db})
+    except Exception:
+        pass
+    rc = s.wait_shortd(30)
+    assert rc is not None and rc != 0, \
+        "shortd runs on %s (exit %r)" % (db, rc)
+    log = s.shortd_log()[before:]
+    for w in want:
+        assert w in log, (w, log[-2000:])
+
+
+def _old_and_new(s, prefix, schema):
+    """Two new databases: one filled with schema (an old version), one
+    empty -> (old, new, root connection)."""
+    old = prefix + "old_" + _rid(6).lower()
+    new = prefix + "new_" + _rid(6).lower()
     conn = s.db_connect(database=None, client_flag=1 << 16)  # MULTI_STATEMENTS
+    with conn.cursor() as c:
+        for db in (old, new):
+            c.execute("CREATE DATABASE %s CHARACTER SET utf8mb4" % db)
+            c.execute("GRANT ALL ON %s.* TO 'shortd'@'localhost'" % db)
+        c.execute("USE " + old)
+        c.execute(schema)
+        while c.nextset():
+            pass
+    return old, new, conn
+
+
+def _upgrade_twice(s, old, new):
+    """Apply sql/schema.sql twice to old and to new (idempotent): both
+    end up the same, as the contract says."""
+    for db in (old, old, new, new):
+        _apply_schema(s, db)
+    assert _columns(s, old) == _columns(s, new), (
+        _columns(s, old), _columns(s, new))
+    assert _indexes(s, old) == _indexes(s, new)
+    assert _foreign_keys(s, old) == _foreign_keys(s, new)
+    _assert_contract(s, old)
+    _assert_contract(s, new)
+
+
+def _drop(s, conn, dbs):
+    try:
+        s.restart_shortd({})
+    finally:
+        with conn.cursor() as c:
+            for db in dbs:
+                c.execute("DROP DATABASE IF EXISTS " + db)
+        conn.close()
+
+
+def test_schema_upgrade_from_v1(s):
+    old, new, conn = _old_and_new(s, "shortd_v1_", SCHEMA_V1)
     try:
         with conn.cursor() as c:
-            for db in (old, new):
-                c.execute("CREATE DATABASE %s CHARACTER SET utf8mb4" % db)
-                c.execute("GRANT ALL ON %s.* TO 'shortd'@'localhost'" % db)
-            c.execute("USE " + old)
-            c.execute(SCHEMA_V1)
-            while c.nextset():
-                pass
-            c.execute("INSERT INTO users VALUES ('old', 'x', 1, 1)")
+            c.execute("INSERT INTO users VALUES ('old', 'x', 1, 1), "
+                      "('other', 'x', 1, 1)")
             c.execute("INSERT INTO urls VALUES ('oldlink', 'old', "
-                      "'https://example.com/\u00e9t\u00e9', 5, 5)")
+                      "'https://example.com/\u00e9t\u00e9', 5, 5), "
+                      "('otherlink', 'other', 'https://example.com/o', 6, 6)")
         # shortd refuses the version 1 database and says what to do.
-        # (It may have bound its sockets before the check, so a start
-        # can look ready for a moment: wait for the exit itself.)
-        try:
-            s.restart_shortd({"db_name": old})
-        except Exception:
-            pass
-        rc = s.wait_shortd(30)
-        assert rc is not None and rc != 0, \
-            "shortd runs on a version 1 database (exit %r)" % (rc,)
-        log = s.shortd_log()
-        assert "schema version 1" in log and "needs 2" in log and \
-            "apply sql/schema.sql" in log, log[-2000:]
-        # Upgrade twice (idempotent), and compare with a new install.
-        _apply_schema(s, old)
-        _apply_schema(s, old)
-        _apply_schema(s, new)
-        _apply_schema(s, new)
-        assert _columns(s, old) == _columns(s, new), (
-            _columns(s, old), _columns(s, new))
-        assert _indexes(s, old) == _indexes(s, new)
-        for db in (old, new):
-            assert s.sql("SELECT MAX(version) FROM %s.shortd_schema" %
-                         db)[0][0] == 2
-        row = s.sql("SELECT HEX(value_hash), visits, expires_us, max_visits "
+        _refused(s, old, "schema version 1", "needs 3",
+                 "apply sql/schema.sql")
+        # Straight to version 3, like a new install.
+        _upgrade_twice(s, old, new)
+        row = s.sql("SELECT `user`, value, created_us, updated_us, "
+                    "HEX(value_hash), visits, expires_us, max_visits "
                     "FROM %s.urls WHERE id = 'oldlink'" % old)[0]
-        assert row[0].lower() == hashlib.sha256(
+        assert row[:4] == ("old", "https://example.com/\u00e9t\u00e9", 5,
+                           5) and row[4].lower() == hashlib.sha256(
             "https://example.com/\u00e9t\u00e9".encode()).hexdigest() and \
-            row[1:] == (0, None, None), row
+            row[5:] == (0, None, None), row
         # shortd runs on the upgraded database: the old link resolves
         # and is counted (written when shortd stops).
         s.restart_shortd({"db_name": old})
@@ -645,14 +869,80 @@ def test_schema_upgrade_from_v1(s):
         s.restart_shortd({})
         assert s.sql("SELECT visits FROM %s.urls WHERE id = 'oldlink'" %
                      old)[0][0] == 1
+        # The re-made foreign key cascades: a user's links go with them.
+        s.sql("DELETE FROM %s.users WHERE username = 'old'" % old)
+        assert s.sql("SELECT id FROM %s.urls ORDER BY id" % old) == \
+            (("otherlink",),)
     finally:
-        try:
-            s.restart_shortd({})
-        finally:
-            with conn.cursor() as c:
-                for db in (old, new):
-                    c.execute("DROP DATABASE IF EXISTS " + db)
-            conn.close()
+        _drop(s, conn, (old, new))
+
+
+def test_schema_upgrade_from_v2(s):
+    old, new, conn = _old_and_new(s, "shortd_v2_", SCHEMA_V2)
+    now_us = int(time.time() * 1e6)
+    ann = [("ann-a", "https://example.com/a", None, None, 0),
+           ("ann-b", "https://example.com/b\u00e9", now_us + 3600 * 10**6,
+            None, 2),
+           ("ann-c", "https://example.com/c", None, 50, 7)]
+    try:
+        with conn.cursor() as c:
+            c.execute("INSERT INTO users VALUES ('ann', 'x', 1, 1), "
+                      "('bob', 'x', 1, 1)")
+            for k, (i, v, exp, maxv, visits) in enumerate(ann):
+                c.execute("INSERT INTO urls (id, owner, value, value_hash, "
+                          "created_us, updated_us, visits, last_visit_us, "
+                          "expires_us, max_visits) VALUES (%s, 'ann', %s, "
+                          "UNHEX(SHA2(%s, 256)), %s, %s, %s, %s, %s, %s)",
+                          (i, v, v, 1000 + k, 2000 + k, visits,
+                           3000 + k if visits else None, exp, maxv))
+            c.execute("INSERT INTO urls (id, owner, value, value_hash, "
+                      "created_us, updated_us) VALUES ('bob-a', 'bob', "
+                      "'https://example.com/bob', NULL, 10, 10)")
+        rows = "SELECT id, {}, value, HEX(value_hash), created_us, " \
+            "updated_us, visits, last_visit_us, expires_us, max_visits " \
+            "FROM %s.urls ORDER BY id" % old
+        before = s.sql(rows.format("owner"))
+        _refused(s, old, "schema version 2", "needs 3",
+                 "apply sql/schema.sql")
+        _upgrade_twice(s, old, new)
+        after = s.sql(rows.format("`user`"))
+        # Every row as it was, but bob's link now has its hash.
+        want = tuple(r if r[3] is not None else r[:3] + (
+            hashlib.sha256(r[2].encode()).hexdigest().upper(),) + r[4:]
+            for r in before)
+        assert after == want, (before, after)
+        # shortd on the upgraded database: ann's links newest first a
+        # page at a time, a redirect, reuse, a create.
+        s.restart_shortd({"db_name": old})
+        tok = jwt.encode({"sub": "ann", "iat": int(time.time()),
+                          "exp": int(time.time()) + 3600},
+                         s.jwt_secret, algorithm="HS256")
+        page = _expect(s.http("GET", "/?limit=2", token=tok), 200, "list")
+        assert [x["id"] for x in page["items"]] == ["ann-c", "ann-b"], page
+        page = _expect(s.http("GET", "/?limit=2&after=" + page["next"],
+                              token=tok), 200, "list next")
+        assert [x["id"] for x in page["items"]] == ["ann-a"] and \
+            page["next"] is None, page
+        r = s.http("GET", "/bob-a")
+        assert r.status_code == 301 and r.json() == {
+            "value": "https://example.com/bob"}, _show(r)
+        got = _create(s, tok, {"value": "https://example.com/a",
+                               "reuse": True}, 200, "reuse")
+        assert got["id"] == "ann-a", got
+        got = _create(s, tok, {"value": "https://example.com/new"})
+        assert s.sql("SELECT `user` FROM %s.urls WHERE id = %%s" % old,
+                     (got["id"],)) == (("ann",),)
+        s.restart_shortd({})
+        # The foreign key still cascades: ann's links go with her.
+        s.sql("DELETE FROM %s.users WHERE username = 'ann'" % old)
+        assert s.sql("SELECT id FROM %s.urls ORDER BY id" % old) == \
+            (("bob-a",),)
+        # A database newer than shortd is refused with its own message.
+        s.sql("INSERT INTO %s.shortd_schema (version) VALUES (4)" % old)
+        _refused(s, old, "schema version 4 is newer than shortd's 3",
+                 "upgrade shortd")
+    finally:
+        _drop(s, conn, (old, new))
 
 
 # ------------------------------------------------------------------

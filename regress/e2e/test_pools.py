@@ -213,13 +213,8 @@ def test_pool_grows_to_max_under_load_and_shrinks_back(s):
 
 @restoring
 def test_request_timeout_kills_and_replaces_the_worker(s):
-    # Visit counting off: a worker's batched visit flush for this very
-    # link would wait on the test's row lock too and stall the worker
-    # meant to serve the GETs below (a known limit of the flush, see
-    # the session notes), which is not what this case is about.
     s.restart_shortd({"shortener_workers": 2,
-                      "shortener_request_timeout": 2,
-                      "count_visits": "no"})
+                      "shortener_request_timeout": 2})
     token, i, url = _link(s, "pt")
     before = set(s.workers("shortener"))
     lock = RowLock(s, i)

@@ -114,7 +114,7 @@ def test_token_of_deleted_user_refused(s):
                    if method == "POST" else None, token=tok)
         _expect(r, 403, "%s / with the token of a deleted user" % method,
                 "forbidden")
-    assert s.sql("SELECT COUNT(*) FROM urls WHERE owner = %s",
+    assert s.sql("SELECT COUNT(*) FROM urls WHERE `user` = %s",
                  (user,))[0][0] == 0
 
 
@@ -125,7 +125,7 @@ def _token(s, user, iat):
 
 
 def _links(s, user):
-    return s.sql("SELECT id, value FROM urls WHERE owner = %s "
+    return s.sql("SELECT id, value FROM urls WHERE `user` = %s "
                  "ORDER BY id", (user,))
 
 

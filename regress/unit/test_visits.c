@@ -1,7 +1,7 @@
 /*
- * visits.c: the in-memory table and its flush schedule (the flush
- * itself, through the database, is covered end to end by
- * regress/e2e/test_features.py).
+ * visits.c: the in-memory table and its flush schedule, and the
+ * back-off after failed flushes (the flush itself, through the
+ * database, is covered end to end by regress/e2e/test_features.py).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -63,4 +63,66 @@ UNIT_TEST(bounds)
 	visits_free(v);
 }
 
-UNIT_MAIN(UNIT(schedule), UNIT(bounds))
+/*
+ * Flushes that fail keep every visit and are spaced: flush_ms but at
+ * least a second, doubling up to 30 s, early triggers included; the
+ * database here is a unix socket that does not exist, so every flush
+ * fails without touching anything.
+ */
+#define SLOP_MS	500
+
+UNIT_TEST(backoff)
+{
+	struct config	 cfg;
+	struct db	*db;
+	struct visits	*v;
+	int64_t		 t = 100000;
+	int		 d, i, want[] = { 1000, 2000, 4000, 8000, 16000, 30000,
+			    30000 };
+
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.db_socket, sizeof(cfg.db_socket),
+	    "/nonexistent/shortd-unit.sock");
+	cfg.db_connect_timeout = 1;
+	CHECK((db = db_new(&cfg)) != NULL);
+	CHECK((v = visits_new(100)) != NULL);
+	CHECK(visits_add(v, "abc", 1, t) == 0);
+	CHECK(visits_add(v, "abd", 2, t) == 0);
+	CHECK(visits_due(v, t + 100) == 0);
+	for (i = 0; i < (int)(sizeof(want) / sizeof(want[0])); i++) {
+		t += 100;
+		visits_flush(v, db, t);
+		CHECK(visits_pending(v) == 2);
+		/* Counted from the flush's end: the failed connect's
+		 * time (a fraction of a millisecond, some under load). */
+		d = visits_due(v, t);
+		CHECK(d >= want[i] && d < want[i] + SLOP_MS);
+		CHECK(visits_due(v, t + d - 1) == 1);
+		t += d;
+		CHECK(visits_due(v, t) == 0);
+	}
+	/* Many visits waiting do not cut the back-off short. */
+	visits_flush(v, db, t);
+	for (i = 0; i < 20000; i++)
+		CHECK(visits_add(v, "abc", i, t) == 0);
+	d = visits_due(v, t);
+	CHECK(d >= 30000 && d < 30000 + SLOP_MS);
+	CHECK(visits_due(v, t + d) == 0);
+	visits_free(v);
+
+	/* A long flush interval is the back-off's floor. */
+	CHECK((v = visits_new(45000)) != NULL);
+	CHECK(visits_add(v, "abc", 1, t) == 0);
+	visits_flush(v, db, t);
+	d = visits_due(v, t);
+	CHECK(d >= 45000 && d < 45000 + SLOP_MS);
+	t += d;
+	visits_flush(v, db, t);
+	d = visits_due(v, t);
+	CHECK(d >= 45000 && d < 45000 + SLOP_MS);
+	CHECK(visits_pending(v) == 1);
+	visits_free(v);
+	db_free(db);
+}
+
+UNIT_MAIN(UNIT(schedule), UNIT(bounds), UNIT(backoff))
