@@ -45,7 +45,7 @@ LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
 	   workers/id.c workers/db.c workers/auth.c workers/shortener.c \
 	   workers/status.c \
-	   workers/timefmt.c workers/qr.c workers/visits.c
+	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c
 MAINSRC	 = daemon/main.c
 UNITSRC	 = $(wildcard regress/unit/test_*.c)
 FUZZSRC	 = $(wildcard regress/fuzz/fuzz_*.c)

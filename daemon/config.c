@@ -108,6 +108,8 @@ static const struct ckey keys[] = {
 	I("redirect_status", redirect_status, 301, 308, "301"),
 	I("redirect_max_age", redirect_max_age, 0, 365 * 86400, "300"),
 	B("legacy_redirect", legacy_redirect, "no"),
+	I("redirect_cache", redirect_cache, 0, 1048576, "1024"),
+	I("redirect_cache_ttl", redirect_cache_ttl, 1, 3600000, "1000"),
 	I("list_default_limit", list_default_limit, 1, 1000, "100"),
 	I("list_max_limit", list_max_limit, 1, 1000, "1000"),
 

@@ -83,6 +83,8 @@ struct config {
 	int	 redirect_status;	/* 301, 302, 307, 308 */
 	int	 redirect_max_age;	/* s, Cache-Control on redirects */
 	int	 legacy_redirect;	/* 301 + body, no Location */
+	int	 redirect_cache;	/* links cached per worker, 0: off */
+	int	 redirect_cache_ttl;	/* ms, bound for other writers */
 	int	 list_default_limit;
 	int	 list_max_limit;
 

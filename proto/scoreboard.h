@@ -18,6 +18,12 @@
  *             latency histogram, restarts by reason, and so on.  Any
  *             process of the pool adds to them with relaxed atomic
  *             increments (lock-free on every platform shortd builds on).
+ *   cache     the shared half of the shortener workers' redirect cache
+ *             (workers/cache.c): one version counter per bucket of ids
+ *             and an epoch, which every change of a link bumps and
+ *             every cached redirect is checked against, and the
+ *             cache's hit and miss counts.  It lives as long as the
+ *             master, across reloads.
  *
  * Everything here is plain data and arithmetic: no system calls, no
  * logging.  Times are CLOCK_MONOTONIC milliseconds passed in by the
@@ -78,6 +84,24 @@ struct sb_pool {
 	_Atomic uint32_t listen_tcp;		/* 1 TCP, 0 unix */
 };
 
+/* Buckets of ids for the redirect cache's version counters (a power
+ * of two).  Each worker that serves redirects touches these pages, so
+ * they count in its RSS: 16 KiB.  A change of a link invalidates the
+ * cached links of its bucket only, 1/4096 of each worker's cache (a
+ * quarter of an entry of the default 1024). */
+#define SB_CACHE_BUCKETS	4096
+
+struct sb_cache {
+	_Atomic uint64_t hits;		/* redirects answered from a cache */
+	_Atomic uint64_t misses;	/* looked up, read from the database */
+	/* The counters change on every redirect, the rest rarely: keep
+	 * them off the cache line of epoch. */
+	unsigned char	 pad[64];
+	_Atomic uint32_t epoch;		/* bumped by changes of many links */
+	_Atomic uint32_t ver[SB_CACHE_BUCKETS];	/* bumped by a change of
+						   a link of the bucket */
+};
+
 struct sb_slot {
 	_Atomic uint32_t seq;		/* odd while being written */
 	_Atomic uint32_t state;		/* enum sb_state */
@@ -104,6 +128,7 @@ struct scoreboard {
 	int64_t		 started_unix;	/* the master's start, wall clock s */
 	int64_t		 started_ms;	/* the same, monotonic ms */
 	struct sb_pool	 pool[SB_POOLS];
+	struct sb_cache	 cache;
 	struct sb_slot	 slot[];
 };
 

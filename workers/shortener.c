@@ -14,6 +14,11 @@
  * in batches by visits.c, except for links with a visit limit, which
  * are counted one by one in the database so the limit holds.
  *
+ * Redirects of links without a visit limit are answered from the
+ * worker's cache (cache.c) while no change of the link was made since
+ * it was read: every change below bumps the link's version before its
+ * write and again after it, before the answer goes out.
+ *
  * Order of checks, as the contract fixes it: an unknown path is 404, an
  * unsupported method 405 (with Allow), then the token (403) for the
  * calls that need one, then the call's own checks.  PUT and DELETE of
@@ -613,6 +618,9 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 	}
 	switch (st) {
 	case DB_OK:
+		/* Nothing caches an unknown id today; if a 404 ever is,
+		 * this keeps it from outliving the create. */
+		cache_bump(ctx->sbc, id);
 		short_created(ctx, req, resp, 201, id, extended, &lim);
 		break;
 	case DB_DUPLICATE:
@@ -715,8 +723,12 @@ short_delete_all(struct worker_ctx *ctx, struct response *resp,
 	uint64_t	 deleted = 0;
 	enum db_status	 st;
 
-	if ((st = db_url_delete_all(ctx->db, claims->sub, &deleted)) !=
-	    DB_OK) {
+	/* The cache cannot tell the caller's links from others': all of
+	 * them are read anew. */
+	cache_bump_all(ctx->sbc);
+	st = db_url_delete_all(ctx->db, claims->sub, &deleted);
+	cache_bump_all(ctx->sbc);
+	if (st != DB_OK) {
 		response_unavailable(resp, ctx->cfg->db_retry_after);
 		return;
 	}
@@ -795,31 +807,72 @@ short_count(struct worker_ctx *ctx, const struct db_url *u, int64_t now_us)
 	return st == DB_NOTFOUND ? 1 : -1;
 }
 
+/*
+ * The cached answer for id, if the worker's cache has a good one: 0
+ * and hit filled as a view (hit->value is url, nothing to clear), or
+ * -1.  The visit limit of a cached link is none: links with one are
+ * never cached.
+ */
+static int
+short_cached(struct worker_ctx *ctx, const char *id,
+    const struct cache_stamp *stamp, int64_t now_ms,
+    char url[CACHE_VALUE_MAX + 1], struct db_url *hit)
+{
+	memset(hit, 0, sizeof(*hit));
+	if (cache_get(ctx->cache, id, stamp, now_ms, url, &hit->len,
+	    &hit->expires_us) == -1) {
+		cache_count(ctx->sbc, 0);
+		return -1;
+	}
+	cache_count(ctx->sbc, 1);
+	memcpy(hit->id, id, strlen(id) + 1);
+	hit->value = url;
+	return 0;
+}
+
 /* GET and HEAD /<id> — public.  The redirect status, Location and
  * Cache-Control come from the configuration; legacy_redirect answers
  * 301 with the body only, for clients that follow redirects.  An
  * expired link answers 410 and is not counted; HEAD is never counted
- * (link checkers and previews must not use up a limited link). */
+ * (link checkers and previews must not use up a limited link).  The
+ * link comes from the worker's cache when it holds it (stamped before
+ * the database is read, see cache.c), the answer is the same. */
 static void
 short_redirect(struct worker_ctx *ctx, const struct request *req,
     struct response *resp, const char *id)
 {
 	const struct config	*cfg = ctx->cfg;
-	struct db_url		 u;
+	const struct db_url	*link;
+	struct db_url		 u, hit;
+	struct cache_stamp	 stamp;
 	struct buf		 b;
-	int64_t			 now_us;
+	char			 url[CACHE_VALUE_MAX + 1];
+	int64_t			 now_us, now_ms = 0;
 	enum db_status		 st;
 	int			 c = 0;
 
 	memset(&u, 0, sizeof(u));
+	memset(&stamp, 0, sizeof(stamp));
 	buf_init(&b);
-	if ((st = db_url_get(ctx->db, id, &u)) != DB_OK) {
-		short_db_failed(ctx, resp, st);
-		goto out;
+	link = &u;
+	if (ctx->cache != NULL) {
+		now_ms = short_mono_ms();
+		cache_stamp(ctx->sbc, id, &stamp);
+		if (short_cached(ctx, id, &stamp, now_ms, url, &hit) == 0)
+			link = &hit;
+	}
+	if (link == &u) {
+		if ((st = db_url_get(ctx->db, id, &u)) != DB_OK) {
+			short_db_failed(ctx, resp, st);
+			goto out;
+		}
+		if (ctx->cache != NULL && u.max_visits == 0)
+			(void)cache_put(ctx->cache, id, &stamp, now_ms, u.value,
+			    u.len, u.expires_us);
 	}
 	now_us = short_now_us();
-	if (short_expired(&u, now_us) || (strcmp(req->method, "GET") == 0 &&
-	    (c = short_count(ctx, &u, now_us)) == 1)) {
+	if (short_expired(link, now_us) || (strcmp(req->method, "GET") == 0 &&
+	    (c = short_count(ctx, link, now_us)) == 1)) {
 		response_error(resp, 410, "expired",
 		    "this short URL has expired");
 		goto out;
@@ -828,14 +881,15 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 		response_unavailable(resp, cfg->db_retry_after);
 		goto out;
 	}
-	if (!cfg->legacy_redirect && !short_header_safe(u.value, u.len)) {
+	if (!cfg->legacy_redirect && !short_header_safe(link->value,
+	    link->len)) {
 		log_warnx("#%llu: stored URL of %s cannot be a Location",
 		    (unsigned long long)req->rid, id);
 		short_not_found(resp, "this short URL has an unusable target");
 		goto out;
 	}
 	buf_puts(&b, "{\"value\":");
-	json_put_str(&b, u.value, u.len);
+	json_put_str(&b, link->value, link->len);
 	buf_puts(&b, "}");
 	if (cfg->legacy_redirect) {
 		short_send(ctx, resp, 301, &b);
@@ -843,15 +897,16 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 	}
 	short_send(ctx, resp, cfg->redirect_status, &b);
 	if (resp->status == cfg->redirect_status) {
-		response_header(resp, "Location", "%.*s", (int)u.len, u.value);
+		response_header(resp, "Location", "%.*s", (int)link->len,
+		    link->value);
 		/* A browser must come back to a link that runs out of
 		 * visits, and must not keep one past its expiry. */
-		if (u.max_visits != 0)
+		if (link->max_visits != 0)
 			response_header(resp, "Cache-Control", "no-store");
-		else if (u.expires_us != 0 && (u.expires_us - now_us) /
-		    1000000 < cfg->redirect_max_age)
+		else if (link->expires_us != 0 && (link->expires_us -
+		    now_us) / 1000000 < cfg->redirect_max_age)
 			response_header(resp, "Cache-Control", "max-age=%lld",
-			    (long long)((u.expires_us - now_us) / 1000000));
+			    (long long)((link->expires_us - now_us) / 1000000));
 		else
 			response_header(resp, "Cache-Control", "max-age=%d",
 			    cfg->redirect_max_age);
@@ -935,7 +990,10 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 	c.expires_us = lim.expires_us;
 	c.set_max_visits = lim.set_max_visits;
 	c.max_visits = lim.max_visits;
-	if ((st = db_url_change(ctx->db, id, &c, now_us)) != DB_OK) {
+	cache_bump(ctx->sbc, id);
+	st = db_url_change(ctx->db, id, &c, now_us);
+	cache_bump(ctx->sbc, id);
+	if (st != DB_OK) {
 		short_db_failed(ctx, resp, st);
 		goto out;
 	}
@@ -972,7 +1030,10 @@ short_delete(struct worker_ctx *ctx, struct response *resp, const char *id,
 	memset(&u, 0, sizeof(u));
 	if (short_owned(ctx, resp, id, claims, &u) == -1)
 		goto out;
-	if ((st = db_url_delete(ctx->db, id)) != DB_OK) {
+	cache_bump(ctx->sbc, id);
+	st = db_url_delete(ctx->db, id);
+	cache_bump(ctx->sbc, id);
+	if (st != DB_OK) {
 		short_db_failed(ctx, resp, st);
 		goto out;
 	}
@@ -1141,10 +1202,21 @@ short_sub(struct worker_ctx *ctx, const struct request *req,
 static int
 short_init(struct worker_ctx *ctx)
 {
-	if (!ctx->cfg->count_visits)
-		return 0;
-	if ((ctx->visits = visits_new(ctx->cfg->visits_flush_ms)) == NULL) {
+	const struct config	*cfg = ctx->cfg;
+
+	if (cfg->count_visits &&
+	    (ctx->visits = visits_new(cfg->visits_flush_ms)) == NULL) {
 		log_warnx("out of memory for visit counts");
+		return -1;
+	}
+	/* The cache needs the shared versions, which come with the
+	 * scoreboard. */
+	if (cfg->redirect_cache > 0 && ctx->sbc != NULL &&
+	    (ctx->cache = cache_new((size_t)cfg->redirect_cache,
+	    cfg->redirect_cache_ttl)) == NULL) {
+		log_warnx("out of memory for the redirect cache");
+		visits_free(ctx->visits);
+		ctx->visits = NULL;
 		return -1;
 	}
 	return 0;
@@ -1170,6 +1242,8 @@ short_tick(struct worker_ctx *ctx)
 static void
 short_fini(struct worker_ctx *ctx)
 {
+	cache_free(ctx->cache);
+	ctx->cache = NULL;
 	if (ctx->visits == NULL)
 		return;
 	visits_flush(ctx->visits, ctx->db, short_mono_ms());

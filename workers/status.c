@@ -353,6 +353,15 @@ status_metrics(const struct worker_ctx *ctx, struct buf *b)
 		buf_printf(b, "shortd_handoffs_total{pool=\"%s\"} %llu\n",
 		    status_pools[p], (unsigned long long)
 		    ld(&sb->pool[p].handoffs));
+	metric_head(b, "shortd_redirect_cache_hits_total", "counter",
+	    "Redirects answered from a shortener worker's cache.");
+	buf_printf(b, "shortd_redirect_cache_hits_total %llu\n",
+	    (unsigned long long)ld(&sb->cache.hits));
+	metric_head(b, "shortd_redirect_cache_misses_total", "counter",
+	    "Redirects looked up in a worker's cache and read from the "
+	    "database.");
+	buf_printf(b, "shortd_redirect_cache_misses_total %llu\n",
+	    (unsigned long long)ld(&sb->cache.misses));
 	metric_head(b, "shortd_listen_queue", "gauge",
 	    "Connections waiting to be accepted on the pool's socket.");
 	for (p = 0; p < SB_POOLS; p++)

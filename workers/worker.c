@@ -1091,6 +1091,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 	w.lfd = -1;
 	w.ctx.cfg = cfg;
 	w.ctx.sb = sb;
+	w.ctx.sbc = sb != NULL ? &sb->cache : NULL;
 	w.ctx.let_go = worker_let_go;
 	w.lim.max_params = cfg->max_params;
 	w.lim.max_body = cfg->max_body;

@@ -382,6 +382,48 @@ int		 visits_due(const struct visits *, int64_t now_ms);
 void		 visits_flush(struct visits *, struct db *, int64_t now_ms);
 size_t		 visits_pending(const struct visits *);	/* links */
 
+/* ------------------------------------------------------------------ */
+/* cache.c: the shortener workers' redirect cache, checked against     */
+/* version counters in the scoreboard (see the top of cache.c)         */
+/* ------------------------------------------------------------------ */
+
+#define CACHE_VALUE_MAX	224	/* bytes of id and URL an entry holds */
+
+struct cache;
+
+/* What a reader saw of the shared counters before its database read. */
+struct cache_stamp {
+	uint32_t	 hash;		/* of the id */
+	uint32_t	 epoch;
+	uint32_t	 ver;		/* of the id's bucket */
+};
+
+/* A cache for up to entries links, each answering for ttl_ms at most.
+ * NULL if entries is 0 or memory ran out. */
+struct cache	*cache_new(size_t entries, int ttl_ms);
+void		 cache_free(struct cache *);
+/* Readers: the stamp of id, to be taken before the database read. */
+void		 cache_stamp(const struct sb_cache *, const char *id,
+		    struct cache_stamp *);
+/* id's target (NUL-terminated in value), its length and expiry, if an
+ * entry for id was stored with the same stamp less than the TTL before
+ * now_ms (CLOCK_MONOTONIC): 0, else -1. */
+int		 cache_get(const struct cache *, const char *id,
+		    const struct cache_stamp *, int64_t now_ms,
+		    char value[CACHE_VALUE_MAX + 1], size_t *len,
+		    int64_t *expires_us);
+/* Keep what the database answered for id, with the stamp taken before
+ * the read and now_ms from then.  0, or -1 if it does not fit. */
+int		 cache_put(struct cache *, const char *id,
+		    const struct cache_stamp *, int64_t now_ms,
+		    const char *value, size_t len, int64_t expires_us);
+/* Writers, before and after a change: of id, or of any number of
+ * links.  A NULL sb_cache (no scoreboard) is allowed. */
+void		 cache_bump(struct sb_cache *, const char *id);
+void		 cache_bump_all(struct sb_cache *);
+/* Count a lookup for /metrics: a hit, or a miss. */
+void		 cache_count(struct sb_cache *, int hit);
+
 /* What a handler sees: the worker's long-lived state. */
 struct worker_ctx {
 	const struct config	*cfg;
@@ -389,6 +431,9 @@ struct worker_ctx {
 	char			 dummy_hash[PASSWORD_HASH_MAX];
 	const struct scoreboard	*sb;		/* read-only view, may be NULL */
 	struct visits		*visits;	/* shortener; NULL: not counted */
+	struct sb_cache		*sbc;		/* the scoreboard's, shared by all
+						   workers; NULL: none */
+	struct cache		*cache;		/* shortener; NULL: off */
 	/* Hand the worker's idle kept connections to the pool's other
 	 * workers: a service calls it before work no request waits for
 	 * (a visit flush), so that requests the front end sends on them

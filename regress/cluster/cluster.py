@@ -198,6 +198,10 @@ class Cluster:
                     # connections per node, which a growing pool blurs.
                     "auth_workers": "2",
                     "shortener_workers": "2",
+                    # A host's redirect cache cannot see the other
+                    # host's changes (only its TTL bounds them): off,
+                    # as README's "Scaling out" says for every host.
+                    "redirect_cache": "0",
                 })
             inst.name = name.upper()
             self.instances.append(inst)

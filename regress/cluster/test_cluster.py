@@ -99,6 +99,39 @@ def test_link_created_on_a_redirects_on_b(c):
         "GET / on B: " + _show(r)
 
 
+def test_change_on_a_seen_on_b_that_served_the_link(c):
+    """B has just served a link many times when A changes it: B's next
+    answers are A's.  A host's redirect cache would not see A's change
+    (it is off on every host, see cluster.py)."""
+    a, b = c.instances[0].url, c.instances[1].url
+    user, pw, tok = _user(a, c, "warm")
+    url = "https://example.org/warm/%s" % user
+    r = _req(a, "POST", "/", {"value": url}, token=tok)
+    assert r.status_code == 201, "POST / on A: " + _show(r)
+    i = r.json()["id"]
+    for k in range(3):
+        for _ in range(20):
+            r = _req(b, "GET", "/" + i)
+            assert r.status_code == 301 and \
+                r.headers.get("Location") == url, \
+                "GET /%s on B: %s" % (i, _show(r))
+        new = url + "/v%d" % k
+        r = _req(a, "PUT", "/" + i, {"url": new}, token=tok)
+        assert r.status_code == 200, "PUT on A: " + _show(r)
+        for n in range(20):
+            r = _req(b, "GET", "/" + i)
+            assert r.status_code == 301 and \
+                r.headers.get("Location") == new, \
+                "GET /%s on B, %d after A changed it: %s" % (i, n + 1,
+                                                            _show(r))
+        url = new
+    r = _req(a, "DELETE", "/" + i, token=tok)
+    assert r.status_code == 204, "DELETE on A: " + _show(r)
+    r = _req(b, "GET", "/" + i)
+    assert r.status_code == 404, \
+        "GET /%s on B right after A deleted it: %s" % (i, _show(r))
+
+
 def test_password_changed_on_b_holds_on_a(c):
     a, b = c.instances[0].url, c.instances[1].url
     user, pw, tok = _user(b, c, "pwab")
