@@ -78,6 +78,9 @@ struct sb_pool {
 						   accepted */
 	_Atomic uint64_t handoffs;		/* idle kept connections
 						   passed to another worker */
+	_Atomic int64_t	 flush_lease;		/* monotonic ms: a worker
+						   flushes visit counts until
+						   then (0: none does) */
 	/* Set by the master: the listening socket, so the status process
 	 * can ask the kernel for its queue. */
 	_Atomic uint64_t listen_ino;		/* 0: none */

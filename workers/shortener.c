@@ -43,6 +43,9 @@
 #define MAX_VISITS_MAX		9007199254740991LL	/* 2^53 - 1 */
 #define QR_RENDER		"qr1"	/* bump when qr.c draws anew */
 #define INSERT_RETRIES		5	/* new ids after a collision */
+#define FLUSH_LEASE_MS		2000	/* a visit flush's turn, at most */
+#define FLUSH_WAIT_MS		5	/* try again for a turn after */
+#define FLUSH_FORCE_LINKS	1024	/* links waiting: flush anyway */
 #define CURSOR_RAW_MAX		(20 + 1 + ID_MAX)	/* "<us>.<id>" */
 #define CURSOR_MAX		(CURSOR_RAW_MAX / 3 * 4 + 8)
 
@@ -1222,18 +1225,47 @@ short_init(struct worker_ctx *ctx)
 	return 0;
 }
 
+/*
+ * May this worker flush its visit counts now?  A flush holds the
+ * worker (it hands its kept connections over first), so the pool's
+ * workers take turns: while one flushes, the others serve.  A turn is
+ * a lease in the scoreboard, so a worker that dies in its flush holds
+ * up the others for FLUSH_LEASE_MS at most; one whose table is filling
+ * up flushes whoever else does.  0: not now; 1: yes; 2: yes, and the
+ * lease is ours to give back.
+ */
+static int
+short_flush_turn(struct worker_ctx *ctx, int64_t now)
+{
+	int64_t	 until;
+
+	if (ctx->flush_lease == NULL)
+		return 1;
+	until = atomic_load_explicit(ctx->flush_lease, memory_order_acquire);
+	if (until <= now && atomic_compare_exchange_strong(ctx->flush_lease,
+	    &until, now + FLUSH_LEASE_MS))
+		return 2;
+	return visits_pending(ctx->visits) >= FLUSH_FORCE_LINKS;
+}
+
 /* The worker loop's periodic hook: flush visit counts when due. */
 static int
 short_tick(struct worker_ctx *ctx)
 {
 	int64_t	 now;
+	int	 turn;
 
 	if (ctx->visits == NULL)
 		return -1;
 	now = short_mono_ms();
 	if (visits_due(ctx->visits, now) == 0) {
+		if ((turn = short_flush_turn(ctx, now)) == 0)
+			return FLUSH_WAIT_MS;
 		ctx->let_go(ctx);
 		visits_flush(ctx->visits, ctx->db, now);
+		if (turn == 2)
+			atomic_store_explicit(ctx->flush_lease, 0,
+			    memory_order_release);
 	}
 	return visits_due(ctx->visits, short_mono_ms());
 }

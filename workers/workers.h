@@ -439,6 +439,9 @@ struct worker_ctx {
 	 * (a visit flush), so that requests the front end sends on them
 	 * meanwhile are not held up.  Never NULL. */
 	void			(*let_go)(struct worker_ctx *);
+	/* The pool's turn to flush visit counts (struct sb_pool), or
+	 * NULL: one worker flushes at a time, the others serve. */
+	_Atomic int64_t		*flush_lease;
 };
 
 typedef void	 (*handler_fn)(struct worker_ctx *, const struct request *,
