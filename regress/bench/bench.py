@@ -4,7 +4,8 @@ yardstick (`make bench`; never part of `make check`).
 
     bench.py --shortd ./shortd --hashtime build/bench/hashtime
              [--duration 5] [--rounds 5] [--warmup 3] [--links 1000000]
-             [--buffer-pool-mb 256] [--sweep 1,8,32,128] [--set KEY=VALUE]
+             [--buffer-pool-mb 256] [--sweep 1,8,32,128]
+             [--static-pools N] [--set KEY=VALUE]
              [--out regress/bench/results.md] [--png regress/bench/results.png]
 
 It starts the same private stack as the e2e tests (regress/stack.py:
@@ -22,8 +23,17 @@ behind that nginx.  Then:
     list, login], and one argon2id verification timed per round by
     hashtime (shortd's own password.c, the configured parameters);
  5. a sweep of nginx alone and redirect (1M) over 1/8/32/128 connections;
- 6. RSS (and PSS) of the master and each worker at idle and at the end,
-    and the CPU time each process spent per redirect.
+ 6. RSS (and PSS) of every shortd process at idle before and after the
+    runs, each worker's RSS after every run, the CPU time and context
+    switches per request of nginx, shortd and mariadbd, and how the
+    loaded pool's workers spent the runs.
+
+The pools are the shipped ones (etc/shortd.conf: dynamic, 2..8 workers
+each, grown and shrunk by the master as load comes and goes) unless
+--static-pools N or --set says otherwise; every per-process figure is
+taken so that workers started or retired mid-run are counted (see
+Watch and shortd_ticks), and the pool's size during each run is
+reported.
 
 wrk runs with -t2 -c32 unless said otherwise; each figure is the median
 of the rounds, each ratio the median of the per-round ratios to the
@@ -46,6 +56,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -128,22 +139,253 @@ def memory(pid):
             "pss": proc_kb(pid, "Pss", "smaps_rollup")}
 
 
-def cpu_ticks(pid):
-    """utime + stime of pid in clock ticks, or None."""
+def read_stat(path):
+    """The fields of a /proc stat file after the command name: [k] is
+    field k + 3 of proc(5) (utime 14 -> [11], cutime 16 -> [13],
+    starttime 22 -> [19]), or None."""
     try:
-        with open("/proc/%d/stat" % pid) as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-        return int(rest[11]) + int(rest[12])
-    except (OSError, IndexError, ValueError):
+        with open(path) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
 
 
-def shortd_procs(s):
-    procs = [("master", s.master_pid)]
-    for pool in ("auth", "shortener"):
+def cpu_ticks(pid):
+    """utime + stime of pid (all its threads, living and ended) in clock
+    ticks, or None."""
+    st = read_stat("/proc/%d/stat" % pid)
+    try:
+        return int(st[11]) + int(st[12])
+    except (TypeError, IndexError, ValueError):
+        return None
+
+
+def shortd_ticks(master):
+    """utime + stime of the master and of every child it has now, plus
+    its cutime + cstime: what the children it has reaped used.  A worker
+    that exits between two calls moves its ticks from the one sum to the
+    other, so the difference of two calls counts every process that
+    lived in between.  The child list is read between two reads of the
+    master's cutime and read again if a child was reaped meanwhile (it
+    would count twice, or not at all).  None if it cannot be read."""
+    for _ in range(50):
+        m0 = read_stat("/proc/%d/stat" % master)
+        kids = stackmod.children_of(master)
+        t = sum(cpu_ticks(k) or 0 for k in kids)
+        m1 = read_stat("/proc/%d/stat" % master)
+        if m0 is None or m1 is None:
+            return None
+        if m0[13:15] == m1[13:15]:
+            return sum(int(x) for x in m1[11:15]) + t
+    return None
+
+
+def boottime():
+    """Seconds on the clock /proc/PID/stat's starttime counts in."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def task_counters(pid, sched):
+    """{(tid, starttime): [context switches, ns on a CPU, ns runnable
+    waiting for one]} of every thread of pid (the last two only if
+    sched, else 0)."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        d = "/proc/%d/task/%s/" % (pid, tid)
+        st = read_stat(d + "stat")
+        sw = 0
+        run = wait = 0
+        try:
+            with open(d + "status") as f:
+                for line in f:
+                    if "ctxt_switches:" in line:
+                        sw += int(line.split()[1])
+            if sched:
+                with open(d + "schedstat") as f:
+                    a = f.read().split()
+                run, wait = int(a[0]), int(a[1])
+            key = (int(tid), int(st[19]))
+        except (OSError, IndexError, ValueError, TypeError):
+            continue        # ended while being read
+        out[key] = [sw, run, wait]
+    return out
+
+
+class Watch:
+    """What the processes behind one shortd run do during it, read every
+    PERIOD seconds from start() to stop() in a thread:
+
+    - size: how many workers pool has (by /proc, each poll);
+    - switches[group]: context switches of every thread of nginx, shortd
+      (master, status process, workers) and mariadbd: per thread, its
+      last reading less its first (0 for a thread born after start());
+      a thread that ends is counted up to its last reading, PERIOD at
+      most before its end (ended: how many did);
+    - run, wait, span: of the pool's workers, ns on a CPU and ns
+      runnable but waiting for one, summed over the workers alive at
+      any time during the run, each from start() (or its birth) to its
+      last reading, and span the sum of those lifetimes in s;
+    - ticks[group]: CPU ticks between start() and stop(), shortd's
+      by shortd_ticks(); None where a reading failed or went backwards.
+    """
+
+    PERIOD = 0.25
+
+    def __init__(self, s, pool):
+        self.s = s
+        self.pool = pool
+        self.comm = stackmod.POOL_COMM[pool]
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.first = {}     # (group, tid, starttime) -> (t, counters)
+        self.last = {}
+        self.workers = set()    # keys of the pool's workers
+        self.sizes = []
+        self.polls = 0
+        self.error = None
+        self.done = threading.Event()
+
+    def groups(self):
+        s = self.s
+        return {
+            "nginx": [s.nginx_proc.pid] + stackmod.children_of(
+                s.nginx_proc.pid),
+            "shortd": [s.master_pid] + stackmod.children_of(s.master_pid),
+            "mariadbd": [s.db_proc.pid],
+        }
+
+    def read_ticks(self):
+        g = self.groups()
+        return {"nginx": sum(cpu_ticks(p) or 0 for p in g["nginx"]),
+                "shortd": shortd_ticks(self.s.master_pid),
+                "mariadbd": cpu_ticks(self.s.db_proc.pid)}
+
+    def poll(self):
+        now = boottime()
+        n = 0
+        for g, pids in self.groups().items():
+            for pid in pids:
+                mine = g == "shortd" and stackmod.proc_comm(pid) == \
+                    self.comm
+                n += mine
+                for (tid, start), c in task_counters(pid, mine).items():
+                    key = (g, tid, start)
+                    if key not in self.first:
+                        self.first[key] = (now, c, self.polls == 0)
+                    self.last[key] = (now, c)
+                    if mine:
+                        self.workers.add(key)
+        self.sizes.append(n)
+        self.polls += 1
+        return now
+
+    def loop(self):
+        try:
+            while not self.done.wait(self.PERIOD):
+                self.poll()
+        except Exception as e:      # reported by stop()
+            self.error = e
+
+    def start(self):
+        self.t0 = self.poll()
+        self.ticks0 = self.read_ticks()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.ticks1 = self.read_ticks()
+        self.done.set()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        self.t1 = self.poll()
+        self.ticks = {}
+        for g in self.ticks0:
+            a, b = self.ticks0[g], self.ticks1[g]
+            self.ticks[g] = (b - a if a is not None and b is not None
+                             and b >= a else None)
+        self.switches = {"nginx": 0, "shortd": 0, "mariadbd": 0}
+        self.ended = 0
+        self.run = self.wait = 0
+        self.span = 0.0
+        for key, (t, c) in self.last.items():
+            t_first, c0, at_start = self.first[key]
+            base = c0 if at_start else [0, 0, 0]
+            d = [x - y for x, y in zip(c, base)]
+            assert min(d) >= 0, ("counters of %r went back: %r -> %r"
+                                 % (key, base, c))
+            self.switches[key[0]] += d[0]
+            if t < self.t1:
+                self.ended += 1
+            if key in self.workers:
+                self.run += d[1]
+                self.wait += d[2]
+                born = self.t0 if at_start else max(self.t0,
+                                                    key[2] / self.hz)
+                self.span += max(0.0, t - born)
+        return self
+
+
+def shortd_memory(s):
+    """[(name, pool, pid, {"rss": KiB, "pss": KiB})] of every shortd
+    process now: the master, the status process, each pool's workers."""
+    out = [("master", None, s.master_pid, memory(s.master_pid))]
+    for pool in ("status", "auth", "shortener"):
         for i, pid in enumerate(sorted(s.workers(pool))):
-            procs.append(("%s worker %d" % (pool, i + 1), pid))
-    return procs
+            name = ("status process" if pool == "status" else
+                    "%s worker" % pool)
+            out.append((name, pool, pid, memory(pid)))
+    return out
+
+
+def pool_bounds(conf, pool):
+    """(workers_min, workers_max, idle size) of a pool as configured.
+    A static pool keeps N; a dynamic one retires idle workers only while
+    more than spare_max are free (daemon/master.c, master_scale), so once
+    grown it settles at max(workers_min, spare_max), not workers_min."""
+    n = int(conf.get(pool + "_workers", "0") or 0)
+    if n > 0:
+        return n, n, n
+    lo = int(conf[pool + "_workers_min"])
+    hi = int(conf[pool + "_workers_max"])
+    return lo, hi, max(lo, min(hi, int(conf[pool + "_spare_max"])))
+
+
+# An idle worker is retired after RETIRE_IDLE_MS (1 s), one per TICK_MS
+# (0.1 s) of the master: a pool whose size has not changed for this long
+# with nothing to do has settled.
+SETTLE_QUIET_S = 2.5
+
+
+# Workers' RSS after a run: read this often for this long.  A worker
+# hands freed memory back after 0.5 s idle (TRIM_IDLE_MS, worker.c) and
+# is retired after 1 s idle (RETIRE_IDLE_MS, master.c): readings up to
+# 1.2 s after the run catch each one trimmed and before it goes, even if
+# it was finishing requests for a few tenths of a second more.
+RSS_EVERY_S = 0.05
+RSS_FOR_S = 1.2
+
+
+def wait_idle(s, conf, timeout=30.0):
+    """Until no pool has changed size for SETTLE_QUIET_S and each is at
+    most its idle size -> ({pool: workers}, seconds waited, settled)."""
+    t0 = last_change = time.monotonic()
+    last = None
+    while True:
+        sizes = {p: len(s.workers(p)) for p in ("auth", "shortener")}
+        now = time.monotonic()
+        if sizes != last:
+            last, last_change = sizes, now
+        if (now - last_change >= SETTLE_QUIET_S and
+                all(n <= pool_bounds(conf, p)[2] for p, n in sizes.items())):
+            return sizes, now - t0, True
+        if now - t0 > timeout:
+            return sizes, now - t0, False
+        time.sleep(0.1)
 
 
 def socket_inodes(pid):
@@ -184,40 +426,11 @@ def nginx_errors(s):
 
 def process_groups(s):
     """{name: [pids]} of the processes whose CPU a request costs."""
-    nginx = [s.nginx_proc.pid] + stackmod.children_of(s.nginx_proc.pid)
     return {
-        "nginx": nginx,
+        "nginx": [s.nginx_proc.pid] + stackmod.children_of(s.nginx_proc.pid),
         "shortd workers": s.workers("shortener") + s.workers("auth"),
         "mariadbd": [s.db_proc.pid],
     }
-
-
-def schedstat(pids):
-    """(ns on a CPU, ns runnable but waiting for one) summed over pids,
-    from /proc/PID/schedstat."""
-    run = wait = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/schedstat" % pid) as f:
-                a = f.read().split()
-            run += int(a[0])
-            wait += int(a[1])
-        except (OSError, IndexError, ValueError):
-            pass
-    return run, wait
-
-
-def group_ticks(groups):
-    return {k: sum(cpu_ticks(p) or 0 for p in v) for k, v in groups.items()}
-
-
-def switches(pid):
-    return ((proc_kb(pid, "voluntary_ctxt_switches") or 0) +
-            (proc_kb(pid, "nonvoluntary_ctxt_switches") or 0))
-
-
-def group_switches(groups):
-    return sum(switches(p) for v in groups.values() for p in v)
 
 
 # ---------------------------------------------------------------- data
@@ -362,6 +575,9 @@ def summarize(runs):
         "errors": sum(r["errors"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
         "n": len(runs),
+        "workers": ((min(r["workers"][0] for r in runs),
+                     max(r["workers"][1] for r in runs))
+                    if all("workers" in r for r in runs) else None),
     }
 
 
@@ -430,8 +646,13 @@ def main(argv=None):
                     help="InnoDB buffer pool for the run (0: the stack's)")
     ap.add_argument("--sweep", default="1,8,32,128")
     ap.add_argument("--sweep-rounds", type=int, default=3)
+    ap.add_argument("--static-pools", type=int, metavar="N",
+                    help="static pools of N auth and N shortener workers "
+                    "(auth_workers = shortener_workers = N); by default "
+                    "the pools are dynamic as shipped (etc/shortd.conf)")
     ap.add_argument("--set", action="append", default=[],
-                    metavar="KEY=VALUE", help="shortd.conf override")
+                    metavar="KEY=VALUE", help="shortd.conf override "
+                    "(applied after --static-pools)")
     ap.add_argument("--out", default=os.path.join(HERE, "results.md"))
     ap.add_argument("--png", default=os.path.join(HERE, "results.png"))
     ap.add_argument("--profile", action="store_true",
@@ -451,15 +672,17 @@ def main(argv=None):
     for path in (args.shortd, args.hashtime):
         if not os.access(path, os.X_OK):
             sys.exit("bench: %s is not built (make bench builds it)" % path)
-    overrides = {}
+    # The pools as shipped (etc/shortd.conf: dynamic, 2..8 workers)
+    # unless asked otherwise.
+    overrides = {"log_level": "warn"}
+    if args.static_pools is not None:
+        if args.static_pools < 1:
+            sys.exit("bench: --static-pools wants N >= 1")
+        overrides["auth_workers"] = str(args.static_pools)
+        overrides["shortener_workers"] = str(args.static_pools)
     for kv in args.set:
         k, _, v = kv.partition("=")
         overrides[k] = v
-    overrides.setdefault("log_level", "warn")
-    # Static pools of the default minimum (2 + 2): the figures are per
-    # worker count, and a pool growing mid-run would blur them.
-    overrides.setdefault("auth_workers", "2")
-    overrides.setdefault("shortener_workers", "2")
 
     workdir = tempfile.mkdtemp(prefix="shortd-bench-")
     os.chmod(workdir, 0o755)    # nginx's workers run as nobody
@@ -505,10 +728,74 @@ def run(s, args, workdir):
     res["buffer_pool_mb"] = int(s.sql(
         "SELECT @@innodb_buffer_pool_size")[0][0]) // (1024 * 1024)
 
-    time.sleep(1)
-    procs = shortd_procs(s)
-    res["procs"] = procs
-    res["mem_idle"] = {pid: memory(pid) for _, pid in procs}
+    say("waiting for the pools to settle")
+    res["idle_before"] = wait_idle(s, conf)
+    res["mem_before"] = shortd_memory(s)
+
+    # RSS of every worker after each run against the stack, by pid:
+    # {"pool", "max" KiB}.  Right when wrk stops, workers may still be
+    # finishing requests and hold what they freed until idle for 0.5 s
+    # (a login's argon2 block is 19 MB), and a worker idle for 1 s may
+    # be retired: so each worker's figure for a run is the smallest of
+    # readings every RSS_EVERY_S for RSS_FOR_S after it, and peak keeps
+    # the largest of those over the runs.
+    peak = {}
+
+    def rss_sample():
+        low = {}
+        end = time.monotonic() + RSS_FOR_S
+        while True:
+            for pool in ("auth", "shortener"):
+                for pid in s.workers(pool):
+                    v = proc_kb(pid, "VmRSS")
+                    if v is not None:
+                        low[pid] = (pool, min(v, low.get(pid, (0, v))[1]))
+            if time.monotonic() >= end:
+                break
+            time.sleep(RSS_EVERY_S)
+        for pid, (pool, v) in low.items():
+            x = peak.setdefault(pid, {"pool": pool, "max": v})
+            x["max"] = max(x["max"], v)
+
+    # Per measured benchmark: CPU ticks by group, requests, context
+    # switches, the loaded pool's schedstat and lifetimes; per run of
+    # shortd: the pool's size (min, max) while it ran.
+    acc = {}
+
+    def shortd_run(script, url, wargs, pool="shortener", key=None,
+                   conns=None, duration=None, sample=None):
+        """One wrk run against shortd, watched (Watch); if key is given
+        its figures are added to acc[key]."""
+        if sample is None:
+            sample = lambda: fastcgi_conns(s, pool)
+        watch = Watch(s, pool).start()
+        e0 = time.monotonic()
+        try:
+            r = w.run(script, url, wargs, conns=conns, duration=duration,
+                      sample=sample)
+        finally:
+            watch.stop()
+        wall = time.monotonic() - e0
+        rss_sample()
+        r["workers"] = (min(watch.sizes), max(watch.sizes))
+        if key is None:
+            return r
+        a = acc.setdefault(key, {"ticks": {}, "requests": 0,
+                                 "switches": {}, "ended": 0, "run": 0,
+                                 "wait": 0, "span": 0.0, "wall": 0.0,
+                                 "pool": pool})
+        for g, v in watch.ticks.items():
+            old = a["ticks"].get(g, 0)
+            a["ticks"][g] = None if old is None or v is None else old + v
+        for g, v in watch.switches.items():
+            a["switches"][g] = a["switches"].get(g, 0) + v
+        a["requests"] += r["requests"]
+        a["ended"] += watch.ended
+        a["run"] += watch.run
+        a["wait"] += watch.wait
+        a["span"] += watch.span
+        a["wall"] += wall
+        return r
 
     # Users through the API, links of the list owner by SQL.
     list_user, list_pw, list_tok = s.new_user("bench-list")
@@ -525,19 +812,17 @@ def run(s, args, workdir):
 
     redirect_url = s.url
 
-    def short_conns():
-        return fastcgi_conns(s, "shortener")
     # Phase 1k.
     say("phase 1k: warm-up")
     w.run("nginx", s.side_url, duration=args.warmup)
-    w.run("redirect", redirect_url, [ids1k], duration=args.warmup)
+    shortd_run("redirect", redirect_url, [ids1k], duration=args.warmup)
     runs = {k: [] for k in ("nginx_1k", "redirect_1k", "nginx", "redirect",
                             "create", "create_relaxed", "list", "login")}
     for i in range(args.rounds):
         say("phase 1k: round %d/%d" % (i + 1, args.rounds))
         runs["nginx_1k"].append(w.run("nginx", s.side_url))
-        runs["redirect_1k"].append(w.run("redirect", redirect_url, [ids1k],
-                                         sample=short_conns))
+        runs["redirect_1k"].append(shortd_run("redirect", redirect_url,
+                                              [ids1k]))
 
     # Phase 1M.
     nbulk = max(0, args.links - args.list_links)
@@ -555,35 +840,11 @@ def run(s, args, workdir):
 
     say("phase 1M: warm-up")
     w.run("nginx", s.side_url, duration=args.warmup)
-    w.run("redirect", redirect_url, [idsall], duration=args.warmup)
-    w.run("create", s.url, [create_tok], duration=args.warmup)
-    w.run("list", s.url, [list_tok], duration=args.warmup)
-    w.run("login", s.url, [login_user, login_pw], duration=args.warmup)
-
-    groups = process_groups(s)
-    hz = os.sysconf("SC_CLK_TCK")
-    cpu = {}            # benchmark -> group -> ticks, and requests
-    sched = {}          # benchmark -> the pool's run/wait/elapsed s
-
-    def measured(name, url, wargs, sample, pool="shortener"):
-        workers = s.workers(pool)
-        t0, x0 = group_ticks(groups), group_switches(groups)
-        s0, e0 = schedstat(workers), time.monotonic()
-        r = w.run(name, url, wargs, sample=sample)
-        t1, x1 = group_ticks(groups), group_switches(groups)
-        s1, e1 = schedstat(workers), time.monotonic()
-        c = cpu.setdefault(name, {"requests": 0, "switches": 0})
-        for k in groups:
-            c[k] = c.get(k, 0) + t1[k] - t0[k]
-        c["requests"] += r["requests"]
-        c["switches"] += x1 - x0
-        # How the pool's workers spent the run: on a CPU, runnable but
-        # waiting for one (other programs had it), or idle (no work).
-        q = sched.setdefault(name, {"run": 0, "wait": 0, "span": 0})
-        q["run"] += (s1[0] - s0[0]) / 1e9
-        q["wait"] += (s1[1] - s0[1]) / 1e9
-        q["span"] += (e1 - e0) * len(workers)
-        return r
+    shortd_run("redirect", redirect_url, [idsall], duration=args.warmup)
+    shortd_run("create", s.url, [create_tok], duration=args.warmup)
+    shortd_run("list", s.url, [list_tok], duration=args.warmup)
+    shortd_run("login", s.url, [login_user, login_pw], pool="auth",
+               duration=args.warmup)
 
     hashtime = [args.hashtime, conf["argon2_memory"],
                 conf["argon2_iterations"], conf["argon2_parallelism"]]
@@ -591,40 +852,32 @@ def run(s, args, workdir):
     for i in range(args.rounds):
         say("phase 1M: round %d/%d" % (i + 1, args.rounds))
         runs["nginx"].append(w.run("nginx", s.side_url))
-        runs["redirect"].append(measured("redirect", redirect_url,
-                                         [idsall], short_conns))
-        runs["create"].append(measured("create", s.url, [create_tok],
-                                       short_conns))
+        runs["redirect"].append(shortd_run("redirect", redirect_url,
+                                           [idsall], key="redirect"))
+        runs["create"].append(shortd_run("create", s.url, [create_tok],
+                                         key="create"))
         fsyncs.append(fsync_time(s.datadir))
         # The same with the commit's fsync left to a background flush
         # once a second: what shortd does when the disk does not
         # bound it.
         s.sql("SET GLOBAL innodb_flush_log_at_trx_commit = 2")
         try:
-            runs["create_relaxed"].append(w.run("create", s.url,
-                                                [create_tok],
-                                                sample=short_conns))
+            runs["create_relaxed"].append(shortd_run("create", s.url,
+                                                     [create_tok]))
         finally:
             s.sql("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
-        runs["list"].append(measured("list", s.url, [list_tok],
-                                     short_conns))
-        runs["login"].append(measured(
-            "login", s.url, [login_user, login_pw],
-            lambda: fastcgi_conns(s, "auth"), pool="auth"))
+        runs["list"].append(shortd_run("list", s.url, [list_tok],
+                                       key="list"))
+        runs["login"].append(shortd_run("login", s.url,
+                                        [login_user, login_pw],
+                                        pool="auth", key="login"))
         # CPU time, which other programs on the machine do not
         # stretch (wall-clock time kept for the record).
         out = subprocess.run(hashtime + ["5"], stdout=subprocess.PIPE,
                              text=True, check=True).stdout.split()
         hashes.append(float(out[4]))
         hash_walls.append(float(out[0]))
-    res["cpu_us"] = {
-        name: {k: v / hz * 1e6 / c["requests"] for k, v in c.items()
-               if k not in ("requests", "switches")}
-        for name, c in cpu.items()}
-    res["switches"] = {name: c["switches"] / c["requests"]
-                       for name, c in cpu.items()}
-    res["sched"] = {name: {k: q[k] / q["span"] for k in ("run", "wait")}
-                    for name, q in sched.items()}
+    res["acc"] = acc
     res["hash_s"] = median(hashes)
     res["hashes"] = hashes
     res["hash_wall_s"] = median(hash_walls)
@@ -642,8 +895,8 @@ def run(s, args, workdir):
             say("sweep: %d connections, round %d/%d" % (
                 c, i + 1, args.sweep_rounds))
             ns.append(w.run("nginx", s.side_url, conns=c))
-            rs.append(w.run("redirect", redirect_url, [idsall], conns=c,
-                            sample=short_conns))
+            rs.append(shortd_run("redirect", redirect_url, [idsall],
+                                 conns=c))
         n, r = summarize(ns), summarize(rs)
         n["sample"], r["sample"] = None, r["upstream"]
         r["ratio"] = median([b["rps"] / a["rps"] for a, b in zip(ns, rs)])
@@ -653,9 +906,11 @@ def run(s, args, workdir):
     r = s.http("GET", "/" + probe)
     assert r.status_code == 301, r.status_code
     res["nginx_errors"] = nginx_errors(s)
-    time.sleep(1)
-    res["mem_after"] = {pid: memory(pid) for _, pid in procs}
-    res["procs_after"] = shortd_procs(s)
+    say("waiting for the pools to settle")
+    res["idle_after"] = wait_idle(s, conf)
+    res["mem_after"] = shortd_memory(s)
+    rss_sample()
+    res["peak"] = peak
     res["runs"] = runs
     return res
 
@@ -718,10 +973,47 @@ def ratio_of(runs, name, base):
                                                         runs[base])])
 
 
+def span_str(w):
+    """A pool's size over runs, (min, max) -> "2" or "2–6"."""
+    if w is None:
+        return ""
+    return "%d" % w[0] if w[0] == w[1] else "%d–%d" % w
+
+
+def mem_growth(res):
+    """Each worker's RSS growth over the runs, KiB: [(growth, pid, pool,
+    against)], largest first; against says what baseline it is
+    measured from."""
+    before = {pid: (pool, m["rss"]) for _, pool, pid, m in
+              res["mem_before"] if pool in ("auth", "shortener") and
+              m["rss"] is not None}
+    after = {pid: (pool, m["rss"]) for _, pool, pid, m in
+             res["mem_after"] if pool in ("auth", "shortener") and
+             m["rss"] is not None}
+    base = {}
+    for pool, v in before.values():
+        base[pool] = min(base.get(pool, v), v)
+    top = {}
+    for pid, x in res["peak"].items():
+        top[pid] = (x["pool"], x["max"])
+    for pid, (pool, v) in after.items():
+        top[pid] = (pool, max(v, top.get(pid, (pool, 0))[1]))
+    out = []
+    for pid, (pool, v) in top.items():
+        if pid in before:
+            out.append((v - before[pid][1], pid, pool, "own idle RSS"))
+        elif pool in base:
+            out.append((v - base[pool], pid, pool, "pool's idle RSS"))
+    out.sort(reverse=True)
+    return out, before, after, base
+
+
 def report(res, args):
     runs = res["runs"]
     conf = res["conf"]
+    acc = res["acc"]
     cores = os.cpu_count()
+    hz = os.sysconf("SC_CLK_TCK")
     S = {k: summarize(v) for k, v in runs.items() if v}
     rat = {
         "redirect_1k": ratio_of(runs, "redirect_1k", "nginx_1k"),
@@ -733,7 +1025,10 @@ def report(res, args):
     }
     hash_s = res["hash_s"]
     login_ceiling = cores / hash_s
-    login_ratio = S["login"]["rps"] / login_ceiling
+    # Like every ratio: the median of the rounds' (login req/s over
+    # cores / that round's hash time).
+    login_ratio = median([r["rps"] * h / cores for r, h in
+                          zip(runs["login"], res["hashes"])])
     nl = "{:,}".format(res["nlinks"])
     L = []
     L.append("# shortd benchmarks")
@@ -749,13 +1044,17 @@ def report(res, args):
              "ratios are taken within each round)" % (
                  res["load_before"], res["load_after"]))
     L.append("- %s, %s, %s" % (res["nginx"], res["mariadb"], res["wrk"]))
+
     def pool(name):
         """A pool's size as configured: N (static) or MIN..MAX."""
         n = str(conf.get(name + "_workers", "0"))
         if n not in ("", "0"):
-            return n
-        return "%s..%s" % (conf.get(name + "_workers_min", "?"),
-                           conf.get(name + "_workers_max", "?"))
+            return "%s (static)" % n
+        return "%s..%s (dynamic, spare %s..%s)" % (
+            conf.get(name + "_workers_min", "?"),
+            conf.get(name + "_workers_max", "?"),
+            conf.get(name + "_spare_min", "?"),
+            conf.get(name + "_spare_max", "?"))
     L.append("- shortd: release build; auth workers %s, shortener workers "
              "%s; argon2id m=%s KiB t=%s p=%s; nginx worker_processes 1; "
              "InnoDB buffer pool %d MB; %s links, loaded in %.0f s" % (
@@ -770,20 +1069,22 @@ def report(res, args):
         "(--new-conn)"))
     L.append("- wrk -t2 -c32 --timeout 10s; \"FastCGI conns\": connections "
              "between nginx and the pool's workers, counted half-way "
-             "through each run (median)")
+             "through each run (median); \"workers\": the loaded pool's "
+             "workers, counted every %.2g s during each run (fewest–most "
+             "over the rounds)" % Watch.PERIOD)
     L.append("")
-    L.append("| benchmark | req/s | p50 | p99 | FastCGI conns | "
+    L.append("| benchmark | req/s | p50 | p99 | FastCGI conns | workers | "
              "× nginx alone | target | met |")
-    L.append("|---|---:|---:|---:|---:|---:|---|---|")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---|---|")
 
     def row(label, key, ratio, target, ok):
         x = S[key]
         err = " (%d errors)" % x["errors"] if x["errors"] else ""
         up = "%d" % x["upstream"] if x["upstream"] is not None else ""
-        L.append("| %s%s | %.0f | %s | %s | %s | %s | %s | %s |" % (
+        L.append("| %s%s | %.0f | %s | %s | %s | %s | %s | %s | %s |" % (
             label, err, x["rps"], fmt_us(x["p50_us"]), fmt_us(x["p99_us"]),
-            up, "%.3f" % ratio if ratio is not None else "1",
-            target, ok))
+            up, span_str(x["workers"]),
+            "%.3f" % ratio if ratio is not None else "1", target, ok))
 
     p99_ok = lambda k: S[k]["p99_us"] < TARGETS["redirect_p99_ms"] * 1000
     row("nginx alone (`return 301`), 1k phase", "nginx_1k", None, "", "")
@@ -805,103 +1106,225 @@ def report(res, args):
         conf["list_default_limit"], "{:,}".format(args.list_links)),
         "list", rat["list"], "", "")
     row("login `POST /users/login`", "login", rat["login"],
-        "≥ 0.9 × %d cores / hash = %.0f/s" % (cores, 0.9 * login_ceiling),
-        verdict(login_ratio >= TARGETS["login"] and
-                not S["login"]["errors"]))
+        "≥ 0.9 × ceiling (%d cores / hash = %.0f/s), i.e. ≥ %.0f/s" % (
+            cores, login_ceiling, TARGETS["login"] * login_ceiling),
+        "%s (%.2f of it)" % (
+            verdict(login_ratio >= TARGETS["login"] and
+                    not S["login"]["errors"]), login_ratio))
     L.append("")
     fs = res["fsync_s"]
-    nw = int(conf["shortener_workers"])
+    nw = S["create"]["workers"][1]
     L.append("Create commits one INSERT each (autocommit), and InnoDB makes "
              "a commit durable with an fsync of its log: a 4 KiB write + "
              "fdatasync in the datadir took %.2f ms (median, same run), so "
-             "%d shortener workers, each waiting for its commit, cannot "
+             "%d shortener workers (the most the pool had during the "
+             "create runs), each waiting for its commit, cannot "
              "pass about %d / %.2f ms = %.0f creates/s unless commits share "
              "an fsync (group commit). Measured %.0f/s durable, %.0f/s with "
              "the flush left to once a second." % (
                  fs * 1e3, nw, nw, fs * 1e3, nw / fs, S["create"]["rps"],
                  S["create_relaxed"]["rps"]))
     L.append("")
-    login_cpu = sum(res["cpu_us"]["login"].values()) / 1e6
+
+    groups = ("nginx", "shortd", "mariadbd")
+
+    def per_req_us(a, g):
+        v = a["ticks"].get(g)
+        if v is None or v < 0 or not a["requests"]:
+            return None
+        return v / hz * 1e6 / a["requests"]
+
+    def total_us(a):
+        v = [per_req_us(a, g) for g in groups]
+        return None if None in v else sum(v)
+
+    def sched(a):
+        """(on a CPU, waiting, idle) fractions of the pool's workers'
+        lifetimes in the runs, and the CPU they got in cores; None where
+        the readings make no sense."""
+        if a["span"] <= 0 or a["wall"] <= 0:
+            return None
+        run, wait = a["run"] / 1e9 / a["span"], a["wait"] / 1e9 / a["span"]
+        if run < 0 or wait < 0 or run + wait > 1.05:
+            return None
+        return run, wait, max(0.0, 1 - run - wait), a["run"] / 1e9 / a["wall"]
+
+    def us(v):
+        return "n/a" if v is None else "%.0f µs" % v
+
+    login_cpu = total_us(acc["login"])
     L.append("One argon2id verification (m=%s KiB, t=%s, p=%s), timed by "
              "regress/bench/hashtime.c with shortd's password.c in the same "
              "run: median CPU time %.1f ms (per round: %s; wall clock %.1f "
              "ms). Login ceiling %d cores / %.1f ms = %.0f/s; measured "
-             "%.0f/s = **%.2f** of it. A login cost %.1f ms of CPU in "
-             "all (nginx, worker, mariadbd), next to %.1f ms for the hash "
-             "alone." % (
+             "%.0f/s; per round, login req/s over that round's ceiling: "
+             "%s, median **%.2f** (target ≥ %.1f). A login cost %s of CPU "
+             "in all (nginx, shortd, mariadbd), next to %.1f ms for the "
+             "hash alone." % (
                  conf["argon2_memory"], conf["argon2_iterations"],
                  conf["argon2_parallelism"], hash_s * 1e3,
                  ", ".join("%.1f" % (h * 1e3) for h in res["hashes"]),
                  res["hash_wall_s"] * 1e3, cores, hash_s * 1e3,
-                 login_ceiling, S["login"]["rps"], login_ratio,
-                 login_cpu * 1e3, hash_s * 1e3))
+                 login_ceiling, S["login"]["rps"],
+                 ", ".join("%.2f" % (r["rps"] * h / cores) for r, h in
+                           zip(runs["login"], res["hashes"])),
+                 login_ratio, TARGETS["login"],
+                 "n/a" if login_cpu is None else "%.1f ms" % (
+                     login_cpu / 1e3), hash_s * 1e3))
     L.append("")
-    q = res["sched"]["login"]
-    L.append("During the login runs the auth workers were on a CPU %.0f%% "
-             "of the time, runnable but waiting for a CPU %.0f%% (other "
-             "programs had it), idle %.0f%% (no request for them): against "
-             "the CPU they got (%.0f%% of %d cores / %.1f ms = %.0f/s), "
-             "login reached %.2f." % (
-                 100 * q["run"], 100 * q["wait"],
-                 100 * max(0.0, 1 - q["run"] - q["wait"]), 100 * q["run"],
-                 cores, hash_s * 1e3, q["run"] * login_ceiling,
-                 S["login"]["rps"] / (q["run"] * login_ceiling)
-                 if q["run"] > 0 else 0))
+    q = sched(acc["login"])
+    if q is not None:
+        L.append("During the login runs the auth workers (%s of them) were "
+                 "on a CPU %.0f%% of their time, runnable but waiting for a "
+                 "CPU %.0f%% (nginx, mariadbd, wrk and other programs had "
+                 "it), idle %.0f%% (no request for them): they got %.2f of "
+                 "the %d cores on average, so against the CPU they got "
+                 "(%.2f cores / %.1f ms = %.0f/s) login reached %.2f." % (
+                     span_str(S["login"]["workers"]), 100 * q[0],
+                     100 * q[1], 100 * q[2], q[3], cores, q[3],
+                     hash_s * 1e3, q[3] / hash_s,
+                     S["login"]["rps"] / (q[3] / hash_s) if q[3] > 0
+                     else float("nan")))
+    else:
+        L.append("The auth workers' schedstat readings during the login "
+                 "runs did not add up: n/a.")
     L.append("")
-    L.append("CPU time per request (phase 1M, -c32), from /proc/PID/stat "
-             "of each process (tick-granular); context switches of those "
-             "processes per request; how the pool's workers spent the runs "
-             "(/proc/PID/schedstat):")
+    L.append("CPU time per request (phase 1M, -c32), from /proc/PID/stat, "
+             "tick-granular, read before and after each run. nginx: its "
+             "master and worker; mariadbd: all its threads; shortd: the "
+             "master, the status process and every worker of both pools "
+             "(only the run's pool is loaded, so it is that pool's cost; "
+             "the master's own ticks are in it but negligible): utime + "
+             "stime of the master and of each child alive at the reading, "
+             "plus the master's cutime + cstime, where the ticks of a "
+             "worker that exited and was reaped in between land, so "
+             "workers started or retired during the run are counted. "
+             "Context switches per request: of every thread of those "
+             "processes (/proc/PID/task/TID/status), read every %.2g s; a "
+             "thread that ended during a run is counted up to its last "
+             "reading, so where any did the figure is a lower bound (≥). "
+             "The pool's workers from /proc/PID/schedstat, read at the same "
+             "times: time on a CPU, runnable but waiting for one, and idle, "
+             "as shares of the sum of the workers' lifetimes within the "
+             "runs (a worker started mid-run counts from its start, one "
+             "retired up to its last reading), and the CPU the pool got "
+             "in cores (time on a CPU over the runs' wall-clock time):"
+             % Watch.PERIOD)
     L.append("")
-    groups = list(next(iter(res["cpu_us"].values())).keys())
-    L.append("| benchmark | " + " | ".join(groups) +
-             " | total | context switches | workers on CPU / waiting "
-             "for one / idle |")
-    L.append("|---|" + "---:|" * (len(groups) + 3))
-    for name, c in res["cpu_us"].items():
-        q = res["sched"][name]
-        L.append("| %s | %s | %.0f µs | %.1f | %.0f%% / %.0f%% / %.0f%% |"
-                 % (name, " | ".join("%.0f µs" % c[g] for g in groups),
-                    sum(c.values()), res["switches"][name], 100 * q["run"],
-                    100 * q["wait"],
-                    100 * max(0.0, 1 - q["run"] - q["wait"])))
+    L.append("| benchmark | nginx | shortd | mariadbd | total | context "
+             "switches | pool | workers | workers on CPU / waiting for "
+             "one / idle | pool's CPU |")
+    L.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+    for name in ("redirect", "create", "list", "login"):
+        a = acc[name]
+        q = sched(a)
+        sw = sum(a["switches"].values()) / a["requests"] \
+            if a["requests"] else None
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, us(per_req_us(a, "nginx")), us(per_req_us(a, "shortd")),
+            us(per_req_us(a, "mariadbd")), us(total_us(a)),
+            "n/a" if sw is None else "%s%.1f" % (
+                "≥ " if a["ended"] else "", sw),
+            a["pool"], span_str(S[name]["workers"]),
+            "n/a" if q is None else "%.0f%% / %.0f%% / %.0f%%" % (
+                100 * q[0], 100 * q[1], 100 * q[2]),
+            "n/a" if q is None else "%.2f cores" % q[3]))
     L.append("")
 
     # Memory.
-    L.append("## Memory (default pools: master + %s auth + %s shortener "
-             "workers)" % (conf["auth_workers"], conf["shortener_workers"]))
+    growth, before, after, base = mem_growth(res)
+    ib, ia = res["idle_before"], res["idle_after"]
+
+    def count(idle):
+        return "%d auth + %d shortener" % (idle[0]["auth"],
+                                           idle[0]["shortener"])
+    L.append("## Memory (master + status process + auth %s + shortener "
+             "%s workers)" % (pool("auth"), pool("shortener")))
     L.append("")
-    L.append("| process | RSS idle | RSS after | growth | PSS idle | "
-             "PSS after |")
-    L.append("|---|---:|---:|---:|---:|---:|")
-    after_pids = {pid for _, pid in res["procs_after"]}
-    tot = {"ri": 0, "ra": 0, "pi": 0, "pa": 0}
-    worst = 0
-    for name, pid in res["procs"]:
-        a = res["mem_idle"].get(pid, {})
-        b = res["mem_after"].get(pid, {})
-        ri, ra = a.get("rss"), b.get("rss")
-        pi, pa = a.get("pss"), b.get("pss")
-        gone = pid not in after_pids
-        growth = (ra - ri) if ri is not None and ra is not None else None
-        if growth is not None and name != "master":
-            worst = max(worst, growth)
-        for k, v in (("ri", ri), ("ra", ra), ("pi", pi), ("pa", pa)):
-            tot[k] += v or 0
-        L.append("| %s (pid %d)%s | %s | %s | %s | %s | %s |" % (
-            name, pid, " — replaced during the run" if gone else "",
-            kb(ri), kb(ra), kb(growth, sign=True), kb(pi), kb(pa)))
-    L.append("| **all shortd processes** | %s | %s | | %s | %s |" % (
-        kb(tot["ri"]), kb(tot["ra"]), kb(tot["pi"]), kb(tot["pa"])))
+    L.append("Idle: once no pool had changed size for %.1f s and each was "
+             "at most its idle size (a dynamic pool retires a worker idle "
+             "for 1 s, one per 0.1 s tick of the master, only while more "
+             "than spare_max are free: daemon/master.c, master_scale; so "
+             "once grown it idles at max(workers_min, spare_max) = "
+             "%d auth, %d shortener, not at workers_min). Before the runs "
+             "(after start-up, waited %.1f s%s): %s workers; after them "
+             "(waited %.1f s%s): %s. RSS (VmRSS) and PSS (smaps_rollup) "
+             "of every shortd process at those two points:" % (
+                 SETTLE_QUIET_S, pool_bounds(conf, "auth")[2],
+                 pool_bounds(conf, "shortener")[2],
+                 ib[1], "" if ib[2] else ", **not settled**", count(ib),
+                 ia[1], "" if ia[2] else ", **not settled**", count(ia)))
     L.append("")
-    L.append("Targets: all shortd processes under %.0f MB RSS at idle: "
-             "%.1f MB, %s (RSS counts shared library pages once per "
-             "process; PSS shares them out: %.1f MB). No worker grows more "
-             "than %.0f MB: largest growth %.2f MB, %s." % (
-                 TARGETS["idle_mb"], tot["ri"] / 1024,
-                 verdict(tot["ri"] / 1024 < TARGETS["idle_mb"]),
-                 tot["pi"] / 1024, TARGETS["growth_mb"], worst / 1024,
-                 verdict(worst / 1024 <= TARGETS["growth_mb"])))
+    L.append("| process | RSS idle before | RSS idle after | PSS idle "
+             "before | PSS idle after |")
+    L.append("|---|---:|---:|---:|---:|")
+    mb = {pid: (name, m) for name, _, pid, m in res["mem_before"]}
+    ma = {pid: (name, m) for name, _, pid, m in res["mem_after"]}
+    order = [pid for _, _, pid, _ in res["mem_before"]]
+    order += [pid for _, _, pid, _ in res["mem_after"] if pid not in mb]
+    for pid in order:
+        name = (mb.get(pid) or ma.get(pid))[0]
+        x = mb.get(pid, (None, {}))[1]
+        y = ma.get(pid, (None, {}))[1]
+        note = ("" if pid in mb and pid in ma else " — retired during the "
+                "runs" if pid in mb else " — started during the runs")
+        L.append("| %s (pid %d)%s | %s | %s | %s | %s |" % (
+            name, pid, note, kb(x.get("rss")), kb(y.get("rss")),
+            kb(x.get("pss")), kb(y.get("pss"))))
+
+    def tot(mem, k):
+        v = [m[k] for _, _, _, m in mem]
+        return None if None in v else sum(v)
+    tb, ta = tot(res["mem_before"], "rss"), tot(res["mem_after"], "rss")
+    L.append("| **all shortd processes** (%d before, %d after) | %s | %s | "
+             "%s | %s |" % (
+        len(res["mem_before"]), len(res["mem_after"]), kb(tb), kb(ta),
+        kb(tot(res["mem_before"], "pss")), kb(tot(res["mem_after"], "pss"))))
+    L.append("")
+    lim = TARGETS["idle_mb"] * 1024
+    L.append("Target: all shortd processes under %.0f MB RSS at idle with "
+             "the default pool sizes. Before the runs (%s workers): %s, %s; "
+             "after them (%s workers): %s, %s. RSS counts the pages shared "
+             "with the master (libraries, the image) once in every "
+             "process; PSS shares them out: %s before, %s after." % (
+                 TARGETS["idle_mb"], count(ib), kb(tb),
+                 "n/a" if tb is None else verdict(tb < lim), count(ia),
+                 kb(ta), "n/a" if ta is None else verdict(ta < lim),
+                 kb(tot(res["mem_before"], "pss")),
+                 kb(tot(res["mem_after"], "pss"))))
+    L.append("")
+    both = sorted(((after[pid][1] - before[pid][1], pid, pool, "")
+                   for pid, (pool, _) in before.items() if pid in after),
+                  reverse=True)
+    L.append("Growth: the RSS of every worker was also read after each "
+             "run against shortd, every %.2g s for %.1f s from the end of "
+             "the run, keeping each worker's smallest reading of the run: "
+             "a worker hands the memory its requests freed back after "
+             "0.5 s idle (a login's argon2 block is 19 MB) and is retired "
+             "after 1 s idle, so each is read trimmed and before it goes. "
+             "%d workers were seen in all. A worker's growth is the "
+             "largest of those per-run figures and its idle RSS after the "
+             "runs, less its own idle RSS before the runs if it was there, "
+             "else less the smallest idle RSS before the runs of a worker "
+             "of its pool (auth %s, shortener %s: workers are forked from "
+             "the same master, so they start from the same image). Workers "
+             "alive at both idle points, after − before: largest %s." % (
+                 RSS_EVERY_S, RSS_FOR_S, len(growth), kb(base.get("auth")),
+                 kb(base.get("shortener")),
+                 ", ".join("%s (pid %d, %s)" % (
+                     kb(after[g[1]][1] - before[g[1]][1], sign=True), g[1],
+                     g[2]) for g in both[:1]) or "none"))
+    if growth:
+        g = growth[0]
+        L.append("")
+        L.append("Target: no worker grows more than %.0f MB: largest growth "
+                 "%s (pid %d, %s pool, against its %s), %s." % (
+                     TARGETS["growth_mb"], kb(g[0], sign=True), g[1], g[2],
+                     g[3], verdict(g[0] <= TARGETS["growth_mb"] * 1024)))
+    else:
+        L.append("")
+        L.append("Target: no worker grows more than %.0f MB: n/a (no "
+                 "worker RSS read)." % TARGETS["growth_mb"])
     L.append("")
 
     # Sweep.
@@ -909,12 +1332,12 @@ def report(res, args):
              "medians of %d rounds)" % (nl, args.sweep_rounds))
     L.append("")
     L.append("| connections | nginx req/s | nginx p99 | redirect req/s | "
-             "redirect p99 | FastCGI conns | ratio |")
-    L.append("|---:|---:|---:|---:|---:|---:|---:|")
+             "redirect p99 | FastCGI conns | workers | ratio |")
+    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c, n, r in res["sweep"]:
-        L.append("| %d | %.0f | %s | %.0f | %s | %s | %.3f |" % (
+        L.append("| %d | %.0f | %s | %.0f | %s | %s | %s | %.3f |" % (
             c, n["rps"], fmt_us(n["p99_us"]), r["rps"], fmt_us(r["p99_us"]),
-            r["sample"], r["ratio"]))
+            r["sample"], span_str(r["workers"]), r["ratio"]))
     L.append("")
     if res.get("profile"):
         L.append("## Where a redirect's CPU goes (perf, cpu-clock "
