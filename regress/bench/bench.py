@@ -1241,17 +1241,21 @@ def report(res, args):
     L.append("## Memory (master + status process + auth %s + shortener "
              "%s workers)" % (pool("auth"), pool("shortener")))
     L.append("")
+    dyn = [p for p in ("auth", "shortener")
+           if pool_bounds(conf, p)[0] != pool_bounds(conf, p)[1]]
     L.append("Idle: once no pool had changed size for %.1f s and each was "
-             "at most its idle size (a dynamic pool retires a worker idle "
-             "for 1 s, one per 0.1 s tick of the master, only while more "
-             "than spare_max are free: daemon/master.c, master_scale; so "
-             "once grown it idles at max(workers_min, spare_max) = "
-             "%d auth, %d shortener, not at workers_min). Before the runs "
+             "at most its idle size (%s). Before the runs "
              "(after start-up, waited %.1f s%s): %s workers; after them "
              "(waited %.1f s%s): %s. RSS (VmRSS) and PSS (smaps_rollup) "
              "of every shortd process at those two points:" % (
-                 SETTLE_QUIET_S, pool_bounds(conf, "auth")[2],
-                 pool_bounds(conf, "shortener")[2],
+                 SETTLE_QUIET_S,
+                 "a static pool keeps its workers" if not dyn else
+                 "a dynamic pool retires a worker idle for 1 s, one per "
+                 "0.1 s tick of the master, only while more than "
+                 "spare_max are free: daemon/master.c, master_scale; so "
+                 "once grown it idles at max(workers_min, spare_max) = %s, "
+                 "not at workers_min" % ", ".join(
+                     "%d %s" % (pool_bounds(conf, p)[2], p) for p in dyn),
                  ib[1], "" if ib[2] else ", **not settled**", count(ib),
                  ia[1], "" if ia[2] else ", **not settled**", count(ia)))
     L.append("")
@@ -1283,11 +1287,14 @@ def report(res, args):
     L.append("")
     lim = TARGETS["idle_mb"] * 1024
     L.append("Target: all shortd processes under %.0f MB RSS at idle with "
-             "the default pool sizes. Before the runs (%s workers): %s, %s; "
+             "the default pool sizes (here: %s). Before the runs (%s "
+             "workers): %s, %s; "
              "after them (%s workers): %s, %s. RSS counts the pages shared "
              "with the master (libraries, the image) once in every "
              "process; PSS shares them out: %s before, %s after." % (
-                 TARGETS["idle_mb"], count(ib), kb(tb),
+                 TARGETS["idle_mb"], "the shipped ones" if not
+                 args.static_pools and not args.set else "as configured "
+                 "above", count(ib), kb(tb),
                  "n/a" if tb is None else verdict(tb < lim), count(ia),
                  kb(ta), "n/a" if ta is None else verdict(ta < lim),
                  kb(tot(res["mem_before"], "pss")),
@@ -1313,7 +1320,8 @@ def report(res, args):
                  kb(base.get("shortener")),
                  ", ".join("%s (pid %d, %s)" % (
                      kb(after[g[1]][1] - before[g[1]][1], sign=True), g[1],
-                     g[2]) for g in both[:1]) or "none"))
+                     g[2]) for g in both[:1]) or
+                 "none (no worker was there at both)"))
     if growth:
         g = growth[0]
         L.append("")
