@@ -589,6 +589,9 @@ master_urge(struct master *m, int64_t now)
 		    v.state != SB_WORKING || now - v.since_ms < TICK_MS ||
 		    s->urged == v.since_ms)
 			continue;
+		log_debug("%s worker %d: %s %s running for %lld ms; it hands "
+		    "its idle kept connections over", pool_names[s->pool],
+		    (int)s->pid, v.method, v.path, (long long)(now - v.since_ms));
 		kill(s->pid, SIGURG);
 		s->urged = v.since_ms;
 	}

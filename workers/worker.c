@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -102,6 +103,8 @@ struct worker {
 	int			 epfd;
 	int			 lfd;		/* -1 once retired */
 	int			 rxfd;		/* handoff: receive, or -1 */
+	int			 spare_fd;	/* kept free for a connection
+						   received (-1: none now) */
 	int			 sfd;		/* signalfd */
 	int			 listening;	/* lfd is in the epoll set */
 	int64_t			 resume_accept;	/* ms; after EMFILE */
@@ -663,8 +666,11 @@ listen_toggle(struct worker *w, int on)
 	if (w->lfd == -1 || w->listening == on)
 		return;
 	memset(&ev, 0, sizeof(ev));
-	/* One idle worker is woken per connection, not all of them. */
-	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	/* Not EPOLLEXCLUSIVE: the one worker it wakes may be unable to
+	 * accept (out of descriptors: it pauses, and the connection would
+	 * wait for the next wakeup while the others sleep).  With kept
+	 * connections new ones are few, and the herd is cheap. */
+	ev.events = EPOLLIN;
 	ev.data.ptr = NULL;
 	epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->lfd, &ev);
 	/* Connections handed over by busy or retiring workers come to a
@@ -750,6 +756,22 @@ worker_adopt(struct worker *w)
 	char		 byte;
 	int		 fd;
 
+	/*
+	 * A descriptor passed to a process without a free slot is lost
+	 * in transfer, and its connection with it.  So one slot is kept
+	 * free (a spare /dev/null) and given up just for the receipt; a
+	 * worker that cannot get its spare back leaves the connections
+	 * to others and pauses as it does on accept's EMFILE.
+	 */
+	if (w->spare_fd == -1 &&
+	    (w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1) {
+		log_warn("handoff: pausing %d ms", ACCEPT_PAUSE_MS);
+		listen_toggle(w, 0);
+		w->resume_accept = now_ms() + ACCEPT_PAUSE_MS;
+		return;
+	}
+	close(w->spare_fd);
+	w->spare_fd = -1;
 	memset(&msg, 0, sizeof(msg));
 	iov.iov_base = &byte;
 	iov.iov_len = 1;
@@ -768,6 +790,7 @@ worker_adopt(struct worker *w)
 		return;
 	}
 	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	conn_new(w, fd, 0);
 }
 
@@ -1006,11 +1029,13 @@ worker_setup(struct worker *w, int listen_fd, const int *handoff)
 	sigfillset(&sa.sa_mask);
 	sigaction(SIGUSR2, &sa, NULL);
 	w->rxfd = -1;
+	w->spare_fd = -1;
 	if (handoff != NULL) {
 		for (i = 0; i < KEPT_MAX; i++)
 			kept.fd[i] = -1;
 		kept.txfd = handoff[0];
 		w->rxfd = handoff[1];
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		kept.count = w->pool != NULL ? &w->pool->handoffs : NULL;
 		/* Restarted: the database calls it interrupts go on. */
 		sa.sa_handler = worker_handoff_handler;
@@ -1180,6 +1205,8 @@ worker_main(const struct config *cfg, const struct service *svc,
 	db_free(w.ctx.db);
 	close(w.epfd);
 	close(w.sfd);
+	if (w.spare_fd != -1)
+		close(w.spare_fd);
 #ifdef WORKER_LSAN
 	/* The process ends in _exit(), which skips LeakSanitizer's check
 	 * at exit: run it now, on what this worker leaves behind. */

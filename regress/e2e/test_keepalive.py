@@ -173,11 +173,13 @@ def _load(s, token, links, stop, failures, counts):
     return ts
 
 
-def _check(failures, counts, what):
+def _check(s, failures, counts, what):
     total = counts["get"] + counts["post"]
     assert not failures, "%d of %d requests failed %s:\n%s" % (
         len(failures), total, what, "\n".join(failures[:10]))
     assert counts["get"] > 0 and counts["post"] > 0, counts
+    assert "lost in transfer" not in s.shortd_log(), \
+        "a connection handed over was lost"
 
 
 @restoring
@@ -197,7 +199,7 @@ def test_reload_hands_kept_connections_to_the_new_workers(s):
         stop.set()
         for t in ts:
             t.join(40)
-    _check(failures, counts, "across 4 reloads with kept connections")
+    _check(s, failures, counts, "across 4 reloads with kept connections")
     n = _handoffs(s) - handed
     print("#   HUP x4: %d GET, %d POST /, %d connections handed over" % (
         counts["get"], counts["post"], n))
@@ -218,7 +220,7 @@ def test_max_requests_recycling_with_kept_connections(s):
         stop.set()
         for t in ts:
             t.join(40)
-    _check(failures, counts, "while workers were recycled every 40")
+    _check(s, failures, counts, "while workers were recycled every 40")
     ms = metrics(s)
     recycled = metric(ms, "shortd_worker_restarts_total", pool=SHORT,
                       reason="max_requests")
