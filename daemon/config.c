@@ -54,7 +54,7 @@ static const struct ckey keys[] = {
 	S("auth_listen", pool[POOL_AUTH].listen, "/run/shortd/auth.sock"),
 	I("auth_workers", pool[POOL_AUTH].workers, 0, 1024, "0"),
 	I("auth_workers_min", pool[POOL_AUTH].workers_min, 1, 1024, "2"),
-	I("auth_workers_max", pool[POOL_AUTH].workers_max, 1, 1024, "8"),
+	I("auth_workers_max", pool[POOL_AUTH].workers_max, 0, 1024, "0"),
 	I("auth_spare_min", pool[POOL_AUTH].spare_min, 0, 1024, "1"),
 	I("auth_spare_max", pool[POOL_AUTH].spare_max, 1, 1024, "3"),
 	I("auth_max_requests", pool[POOL_AUTH].max_requests, 0, INT_MAX,
@@ -388,6 +388,7 @@ config_validate_pool(struct config *c, int p, char *err, size_t errlen)
 {
 	struct pool_config	*pc = &c->pool[p];
 	const char		*name = p == POOL_AUTH ? "auth" : "shortener";
+	long			 ncpu;
 
 	if (!pc->enabled)
 		return 0;
@@ -398,6 +399,14 @@ config_validate_pool(struct config *c, int p, char *err, size_t errlen)
 	if (pc->workers > 0) {
 		pc->workers_min = pc->workers_max = pc->workers;
 		return 0;
+	}
+	/* 0: one per online CPU (auth: a login is CPU, more workers than
+	 * cores only wait for one), and never below workers_min. */
+	if (pc->workers_max == 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		pc->workers_max = ncpu < 1 ? 1 : ncpu > 1024 ? 1024 : (int)ncpu;
+		if (pc->workers_max < pc->workers_min)
+			pc->workers_max = pc->workers_min;
 	}
 	if (pc->workers_min > pc->workers_max) {
 		snprintf(err, errlen, "%s_workers_min %d exceeds "

@@ -1050,9 +1050,12 @@ def report(res, args):
         n = str(conf.get(name + "_workers", "0"))
         if n not in ("", "0"):
             return "%s (static)" % n
+        lo, hi = conf.get(name + "_workers_min", "?"), \
+            str(conf.get(name + "_workers_max", "?"))
+        if hi == "0" and str(lo).isdigit():     # one per online CPU
+            hi = "%d (one per CPU)" % max(int(lo), os.cpu_count() or 1)
         return "%s..%s (dynamic, spare %s..%s)" % (
-            conf.get(name + "_workers_min", "?"),
-            conf.get(name + "_workers_max", "?"),
+            lo, hi,
             conf.get(name + "_spare_min", "?"),
             conf.get(name + "_spare_max", "?"))
     L.append("- shortd: release build; auth workers %s, shortener workers "

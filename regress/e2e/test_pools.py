@@ -543,7 +543,16 @@ def test_pool_settings_are_checked(s):
     refused({"shortener_workers_min": 5, "shortener_workers_max": 4},
             "shortener_workers_max")
     refused({"auth_spare_min": 4, "auth_spare_max": 3}, "auth_spare_max")
-    refused({"auth_workers_max": 0}, "auth_workers_max")
+    refused({"auth_workers_max": -1}, "auth_workers_max")
+    # 0: one worker per online CPU, never below workers_min.
+    p = s.shortd_check({"auth_workers_max": 0, "auth_workers_min": 1})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "auth_workers_max = %d" % os.cpu_count() in p.stdout, p.stdout
+    p = s.shortd_check({"auth_workers_max": 0,
+                        "auth_workers_min": os.cpu_count() + 1})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "auth_workers_max = %d" % (os.cpu_count() + 1) in p.stdout, \
+        p.stdout
     refused({"shortener_request_timeout": -1}, "shortener_request_timeout")
     refused({"status_listen": s.shortener_sock}, "status_listen")
     # A static pool: both bounds become its size.
