@@ -38,6 +38,7 @@ other threads):
   s.shorten(token, url)       POST /, asserts 201 -> id
   s.sql(query, args)          rows, as root on database shortd (autocommit)
   s.db_connect(**kw)          a new pymysql connection (root, shortd)
+  s.lock_url(i)               a connection holding urls row i locked
   s.master_pid                pid of shortd's master
   s.workers(pool)             pids of pool "auth" or "shortener" workers
                               (or "status": the status process)
@@ -547,6 +548,16 @@ class Stack:
                     charset="utf8mb4", autocommit=True, connect_timeout=5)
         args.update(kw)
         return pymysql.connect(**args)
+
+    def lock_url(self, i):
+        """A new connection holding urls row i locked (BEGIN; SELECT ...
+        FOR UPDATE) until its rollback() or close()."""
+        conn = self.db_connect(autocommit=False)
+        with conn.cursor() as c:
+            c.execute("BEGIN")
+            c.execute("SELECT id FROM urls WHERE id = %s FOR UPDATE", (i,))
+            assert len(c.fetchall()) == 1, "link %s not in the database" % i
+        return conn
 
     def sql(self, query, args=None):
         conn = self.db_connect()

@@ -91,13 +91,7 @@ cache_mix(uint32_t h)
 static uint32_t
 cache_hash(const char *id)
 {
-	uint32_t	 h = 2166136261u;
-
-	for (; *id != '\0'; id++) {
-		h ^= (unsigned char)*id;
-		h *= 16777619u;
-	}
-	return cache_mix(h);
+	return cache_mix(id_hash(id));
 }
 
 struct cache *

@@ -163,3 +163,15 @@ username_valid(const char *s, size_t len)
 			return 0;
 	return 1;
 }
+
+uint32_t
+id_hash(const char *id)
+{
+	uint32_t	 h = 2166136261u;
+
+	for (; *id != '\0'; id++) {
+		h ^= (unsigned char)*id;
+		h *= 16777619u;
+	}
+	return h;
+}

@@ -85,19 +85,6 @@ struct visits {
 	uint64_t	 dropped;	/* not counted since the last flush */
 };
 
-/* FNV-1a: ids are random or chosen by users, nothing to attack. */
-static uint32_t
-visits_hash(const char *s)
-{
-	uint32_t	 h = 2166136261u;
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 struct visits *
 visits_new(int flush_ms)
 {
@@ -141,7 +128,7 @@ visits_probe(const struct visits *v, const char *id)
 {
 	uint32_t	 i;
 
-	for (i = visits_hash(id) & (VISITS_SLOTS - 1);
+	for (i = id_hash(id) & (VISITS_SLOTS - 1);
 	    v->slot[i].count != 0 && strcmp(v->slot[i].id, id) != 0;
 	    i = (i + 1) & (VISITS_SLOTS - 1))
 		;

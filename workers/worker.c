@@ -170,28 +170,40 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Room for the one descriptor a handoff message carries. */
+union handoff_cmsg {
+	struct cmsghdr	 h;
+	char		 buf[CMSG_SPACE(sizeof(int))];
+};
+
+/* A handoff message: one byte (*byte) and room for one descriptor (u).
+ * Async-signal-safe. */
+static void
+handoff_msg(struct msghdr *msg, struct iovec *iov, char *byte,
+    union handoff_cmsg *u)
+{
+	memset(u, 0, sizeof(*u));
+	memset(msg, 0, sizeof(*msg));
+	iov->iov_base = byte;
+	iov->iov_len = 1;
+	msg->msg_iov = iov;
+	msg->msg_iovlen = 1;
+	msg->msg_control = u->buf;
+	msg->msg_controllen = sizeof(u->buf);
+}
+
 /* Pass descriptor fd over the handoff socket: 0, or -1 (errno) if it
  * cannot go now.  Async-signal-safe. */
 static int
 handoff_send(int txfd, int fd)
 {
-	union {
-		struct cmsghdr	 h;
-		char		 buf[CMSG_SPACE(sizeof(int))];
-	} u;
+	union handoff_cmsg u;
 	struct msghdr	 msg;
 	struct iovec	 iov;
 	struct cmsghdr	*cm;
 	char		 byte = 'c';
 
-	memset(&u, 0, sizeof(u));
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = &byte;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = u.buf;
-	msg.msg_controllen = sizeof(u.buf);
+	handoff_msg(&msg, &iov, &byte, &u);
 	cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
@@ -746,10 +758,7 @@ worker_accept(struct worker *w)
 static void
 worker_adopt(struct worker *w)
 {
-	union {
-		struct cmsghdr	 h;
-		char		 buf[CMSG_SPACE(sizeof(int))];
-	} u;
+	union handoff_cmsg u;
 	struct msghdr	 msg;
 	struct iovec	 iov;
 	struct cmsghdr	*cm;
@@ -772,13 +781,7 @@ worker_adopt(struct worker *w)
 	}
 	close(w->spare_fd);
 	w->spare_fd = -1;
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = &byte;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = u.buf;
-	msg.msg_controllen = sizeof(u.buf);
+	handoff_msg(&msg, &iov, &byte, &u);
 	if (recvmsg(w->rxfd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
 		return;
 	cm = CMSG_FIRSTHDR(&msg);
@@ -815,6 +818,25 @@ worker_can_hand(const struct worker *w)
 }
 
 /*
+ * Pass idle kept connection c to another worker of the pool (unless the
+ * URG handler already did) and close our descriptor: 1, or 0 if it
+ * cannot go now (c is then left open and no longer listed).
+ */
+static int
+conn_pass(struct worker *w, struct conn *c)
+{
+	if (!kept_claim(w, c)) {
+		if (!worker_can_hand(w) || handoff_send(kept.txfd, c->fd) == -1)
+			return 0;
+		if (w->pool != NULL)
+			atomic_fetch_add_explicit(&w->pool->handoffs, 1,
+			    memory_order_relaxed);
+	}
+	conn_close(w, c);
+	return 1;
+}
+
+/*
  * Let go of idle kept connection c: hand it to another worker of the
  * pool, or where nobody can take it close it, unless a request is
  * already waiting in it (closing would lose that: it is served).
@@ -822,15 +844,7 @@ worker_can_hand(const struct worker *w)
 static void
 conn_hand(struct worker *w, struct conn *c)
 {
-	if (kept_claim(w, c) || (worker_can_hand(w) &&
-	    handoff_send(kept.txfd, c->fd) == 0)) {
-		if (w->pool != NULL)
-			atomic_fetch_add_explicit(&w->pool->handoffs, 1,
-			    memory_order_relaxed);
-		conn_close(w, c);
-		return;
-	}
-	if (!conn_pending(c))
+	if (!conn_pass(w, c) && !conn_pending(c))
 		conn_close(w, c);
 }
 
@@ -860,21 +874,11 @@ worker_let_go(struct worker_ctx *ctx)
 
 	if (!worker_can_hand(w))
 		return;
-	for (c = w->conns; c != NULL; c = c->next) {
-		if (c->dead || c->kept == -1)
-			continue;
-		if (kept_claim(w, c))
-			conn_close(w, c);	/* the handler was first */
-		else if (handoff_send(kept.txfd, c->fd) == 0) {
-			if (w->pool != NULL)
-				atomic_fetch_add_explicit(&w->pool->handoffs,
-				    1, memory_order_relaxed);
-			conn_close(w, c);
-		} else {
+	for (c = w->conns; c != NULL; c = c->next)
+		if (!c->dead && c->kept != -1 && !conn_pass(w, c)) {
 			kept_list(w, c);	/* the socket is full */
 			break;
 		}
-	}
 }
 
 /* Close our descriptors of connections the URG handler passed on. */

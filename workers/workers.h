@@ -225,6 +225,9 @@ int	url_validate(const char *u, size_t len, char *err, size_t errlen);
 /* Fill out with ID_LEN base62 chars from getrandom + NUL; never a
  * reserved word.  0 or -1 (no entropy). */
 int	id_generate(char out[ID_LEN + 1]);
+/* FNV-1a of an id, for in-memory tables (ids are random or chosen by
+ * users: nothing to attack). */
+uint32_t id_hash(const char *id);
 /* 1 if s (case-insensitively) is a reserved word. */
 int	id_reserved(const char *s, size_t len);
 /* 1 if s has the shape of an id a path may name. */

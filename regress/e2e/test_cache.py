@@ -112,12 +112,7 @@ class _Held:
 
     def __init__(self, s, i):
         self.s, self.i, self.result = s, i, {}
-        self.conn = s.db_connect(autocommit=False)
-        with self.conn.cursor() as c:
-            c.execute("BEGIN")
-            c.execute("SELECT value FROM urls WHERE id = %s FOR UPDATE",
-                      (i,))
-            assert c.fetchall(), "link %s not in the database" % i
+        self.conn = s.lock_url(i)
         self.thread = threading.Thread(target=self._put, daemon=True)
         self.thread.start()
         self.pid = None

@@ -412,16 +412,6 @@ def test_counts_flushed_on_shutdown(s):
     assert _stats(s, tok, i)["visits"] == 6
 
 
-def _lock_row(s, i):
-    """A connection holding urls row i locked (an open transaction)."""
-    conn = s.db_connect(autocommit=False)
-    with conn.cursor() as c:
-        c.execute("BEGIN")
-        c.execute("SELECT visits FROM urls WHERE id = %s FOR UPDATE", (i,))
-        assert len(c.fetchall()) == 1, "link %s not in the database" % i
-    return conn
-
-
 def test_counts_wait_for_a_locked_row(s):
     """Another session holding a counted link's row (a long transaction,
     an administrator) stalls no worker: redirects of that link and of
@@ -439,7 +429,7 @@ def test_counts_wait_for_a_locked_row(s):
     # the second part fall in one.
     s.restart_shortd({"shortener_workers": 1, "visits_flush_ms": 2000})
     try:
-        conn = _lock_row(s, i)
+        conn = s.lock_url(i)
         try:
             # Several flush windows with the row held.
             end = time.time() + 6
@@ -480,7 +470,7 @@ def test_counts_wait_for_a_locked_row(s):
         # retry that skips the locked row writes the others once.
         many = sorted(s.shorten(tok, "https://example.com/many/%d/%s" % (
             n, _rid())) for n in range(40))
-        conn = _lock_row(s, many[-1])
+        conn = s.lock_url(many[-1])
         try:
             for k in many:
                 r = s.http("GET", "/" + k, timeout=3)
@@ -499,7 +489,7 @@ def test_counts_wait_for_a_locked_row(s):
         # The worker's session has the server's lock wait (50 s) back:
         # a PUT of a locked link waits past the flush's second without a
         # lock wait timeout, and is applied once the row is free.
-        conn = _lock_row(s, j)
+        conn = s.lock_url(j)
         try:
             with ThreadPoolExecutor(1) as ex:
                 put = ex.submit(s.http, "PUT", "/" + j,

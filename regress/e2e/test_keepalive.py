@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_pools import (RowLock, _show, _spawn, _wait,  # noqa: E402
-                        metric, metrics, restoring)
+                        metric, metrics, restoring, status)
 
 SHORT = "shortener"
 
@@ -110,7 +110,7 @@ def test_stuck_worker_hands_kept_connections_over(s):
         # kept connection; that worker holds idle kept ones too.
         assert _wait(lambda: put.result is None and any(
             w["state"] == "working" for w in
-            __import__("test_pools").status(s)["workers"]
+            status(s)["workers"]
             if w["pool"] == SHORT), 5), "the PUT did not block in a worker"
         time.sleep(0.3)
         failures, worst, count = _hammer(s, others, 8, 20)

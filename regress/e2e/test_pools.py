@@ -106,12 +106,7 @@ class RowLock:
     worker until release()."""
 
     def __init__(self, s, i):
-        self.conn = s.db_connect(autocommit=False)
-        with self.conn.cursor() as c:
-            c.execute("BEGIN")
-            c.execute("SELECT value FROM urls WHERE id = %s FOR UPDATE",
-                      (i,))
-            assert c.fetchall(), "link %s not in the database" % i
+        self.conn = s.lock_url(i)
 
     def release(self):
         if self.conn is not None:
