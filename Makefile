@@ -37,7 +37,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 	   -fno-omit-frame-pointer
 
-HDRS	 = proto/proto.h proto/scoreboard.h daemon/daemon.h workers/workers.h
+HDRS	 = proto/proto.h proto/scoreboard.h daemon/daemon.h workers/workers.h \
+	   workers/dbi.h
 LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
 	   daemon/health.c \
@@ -45,7 +46,8 @@ LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
 	   workers/id.c workers/db.c workers/auth.c workers/shortener.c \
 	   workers/status.c \
-	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c
+	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c \
+	   workers/keys.c workers/db_keys.c
 MAINSRC	 = daemon/main.c
 UNITSRC	 = $(wildcard regress/unit/test_*.c)
 FUZZSRC	 = $(wildcard regress/fuzz/fuzz_*.c)

@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #define SHORTD_VERSION		"0.1.0"
-#define SHORTD_SCHEMA_VERSION	3
+#define SHORTD_SCHEMA_VERSION	4
 
 enum pool_kind {
 	POOL_AUTH = 0,

@@ -1,8 +1,10 @@
 /*
  * auth.c — the routes nginx sends to the auth pool ("/users").
  *
- *	/users		POST (sign up), PUT (change password)
+ *	/users		POST (sign up), PUT (change password),
+ *			DELETE (the account, with a login token)
  *	/users/login	POST (a JWT for a username and password)
+ *	/users/keys...	API keys (keys.c)
  *
  * Order of checks: an unknown path is 404, an unsupported method 405
  * (with Allow), a body that cannot be read or lacks a field 400, a new
@@ -19,7 +21,7 @@
 
 #include "workers.h"
 
-#define ALLOW_USERS	"POST, PUT"
+#define ALLOW_USERS	"POST, PUT, DELETE"
 #define ALLOW_LOGIN	"POST"
 #define PASSWORD_MAX	1024		/* bytes, as the contract says */
 #define TOKEN_MAX	1024
@@ -220,6 +222,11 @@ auth_change(struct worker_ctx *ctx, const struct request *req,
 	enum db_status		 st;
 
 	phc[0] = '\0';
+	if (cred_is_key(req)) {
+		response_error(resp, 403, "forbidden", "an API key cannot "
+		    "change the password");
+		goto out;
+	}
 	if (auth_body(ctx, req, resp, f, 3) == -1 ||
 	    auth_password_ok(ctx, resp, "new password", f[2].len) == -1 ||
 	    auth_check(ctx, req, resp, &f[0], &f[1], phc, &changed) != 1)
@@ -315,6 +322,47 @@ out:
 	buf_free(&b);
 }
 
+/*
+ * DELETE /users {"password"} with a login token (not a key): the
+ * account, its links, tags, keys and visit counts, at once (one
+ * statement: the foreign keys cascade).  Its tokens are refused from
+ * then on (their user is gone), its keys too (their rows are).
+ */
+static void
+auth_delete(struct worker_ctx *ctx, const struct request *req,
+    struct response *resp)
+{
+	struct field		 f[1] = {
+		{ { "password", NULL }, 1, NULL, 0, 0 },
+	};
+	struct field		 user = { { "username", NULL } };
+	struct jwt_claims	 claims;
+	char			 phc[PASSWORD_HASH_MAX];
+	int64_t			 changed = 0;
+	enum db_status		 st;
+
+	phc[0] = '\0';
+	if (cred_login_only(ctx, req, resp, &claims) == -1 ||
+	    auth_body(ctx, req, resp, f, 1) == -1)
+		goto out;
+	user.value = claims.sub;
+	user.len = strlen(claims.sub);
+	if (auth_check(ctx, req, resp, &user, &f[0], phc, &changed) != 1)
+		goto out;
+	st = db_user_delete(ctx->db, claims.sub);
+	if (st == DB_OK) {
+		log_info("#%llu: user %s deleted the account",
+		    (unsigned long long)req->rid, claims.sub);
+		response_no_content(resp, 204);
+	} else if (st == DB_NOTFOUND)	/* deleted meanwhile */
+		auth_forbidden(resp);
+	else
+		response_unavailable(resp, ctx->cfg->db_retry_after);
+out:
+	explicit_bzero(phc, sizeof(phc));
+	fields_free(f, 1);
+}
+
 /* path is exactly p, or p with one trailing slash. */
 static int
 auth_path_is(const struct request *req, const char *p)
@@ -334,11 +382,15 @@ auth_handle(struct worker_ctx *ctx, const struct request *req,
 {
 	const char	*m = req->method != NULL ? req->method : "";
 
+	if (keys_route(ctx, req, resp))
+		return;
 	if (auth_path_is(req, "/users")) {
 		if (strcmp(m, "POST") == 0)
 			auth_signup(ctx, req, resp);
 		else if (strcmp(m, "PUT") == 0)
 			auth_change(ctx, req, resp);
+		else if (strcmp(m, "DELETE") == 0)
+			auth_delete(ctx, req, resp);
 		else
 			response_bad_method(resp, ALLOW_USERS);
 	} else if (auth_path_is(req, "/users/login")) {

@@ -50,6 +50,7 @@
 #include <openssl/evp.h>
 
 #include "workers.h"
+#include "dbi.h"
 
 #define DB_PING_IDLE_MS	5000
 #define DB_RECENT_MS	1000		/* reads skip the link check */
@@ -140,11 +141,7 @@ enum db_stmt {
 #error "DB_W32 and DB_Q32 spell out DB_VISITS_BATCH places"
 #endif
 
-static const struct db_sql {
-	const char	*name;		/* for log lines */
-	int		 write;		/* not retried after a lost link */
-	const char	*sql;
-} db_sql[DBS_COUNT] = {
+static const struct db_sql db_sql[DBS_COUNT] = {
 	[DBS_SCHEMA_VERSION] = { "schema version", 0,
 	    "SELECT COALESCE(MAX(version), 0) FROM shortd_schema" },
 	[DBS_USER_CREATE] = { "user create", 1,
@@ -235,6 +232,8 @@ struct db {
 	uint64_t		 connects;	/* successful connects */
 	char			 errmsg[256];
 	MYSQL_STMT		*stmt[DBS_COUNT];	/* lazily prepared */
+	MYSQL_STMT		*xstmt[DB_XSLOTS];	/* other files' (dbi.h) */
+	int			 in_tx;		/* between db_tx_begin and end */
 };
 
 /* One row of a listing or a lookup, before it is copied out. */
@@ -263,7 +262,7 @@ db_now_ms(void)
 }
 
 /* 1 if s can be a key of the ascii columns (ids, usernames). */
-static int
+int
 db_key_ok(const char *s, size_t max)
 {
 	size_t	 i;
@@ -298,6 +297,12 @@ db_disconnect(struct db *db)
 
 	for (i = 0; i < DBS_COUNT; i++)
 		db_close_stmt(db, i);
+	for (i = 0; i < DB_XSLOTS; i++)
+		if (db->xstmt[i] != NULL) {
+			mysql_stmt_close(db->xstmt[i]);
+			db->xstmt[i] = NULL;
+		}
+	db->in_tx = 0;
 	if (db->mysql != NULL)
 		mysql_close(db->mysql);
 	db->mysql = NULL;
@@ -672,14 +677,14 @@ db_classify(unsigned int err)
  * run it.
  */
 static unsigned int
-db_try(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out,
-    int *executed)
+db_try_q(struct db *db, const struct db_sql *q, MYSQL_STMT **slot,
+    MYSQL_BIND *param, MYSQL_STMT **out, int *executed)
 {
 	MYSQL_STMT	*s;
-	const char	*sql = db_sql[st].sql;
+	const char	*sql = q->sql;
 
 	*executed = 0;
-	if ((s = db->stmt[st]) == NULL) {
+	if ((s = *slot) == NULL) {
 		if ((s = mysql_stmt_init(db->mysql)) == NULL) {
 			db_seterr(db, mysql_errno(db->mysql),
 			    mysql_error(db->mysql));
@@ -691,7 +696,7 @@ db_try(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out,
 			mysql_stmt_close(s);
 			return db->last_errno ? db->last_errno : DB_CR_MIN;
 		}
-		db->stmt[st] = s;
+		*slot = s;
 	}
 	if (param != NULL && mysql_stmt_bind_param(s, param))
 		goto fail;
@@ -708,6 +713,14 @@ fail:
 	db->last_used_ms = db_now_ms();
 	db_seterr(db, mysql_stmt_errno(s), mysql_stmt_error(s));
 	return db->last_errno ? db->last_errno : DB_CR_MIN;
+}
+
+/* The same for one of db.c's own statements. */
+static unsigned int
+db_try(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out,
+    int *executed)
+{
+	return db_try_q(db, &db_sql[st], &db->stmt[st], param, out, executed);
 }
 
 /* Before retrying a statement rolled back by a conflict: attempt
@@ -733,9 +746,9 @@ db_pause(int attempt)
  * db_done().  Any other result leaves nothing to release.
  */
 static enum db_status
-db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
+db_run(struct db *db, const struct db_sql *q, MYSQL_STMT **slot,
+    MYSQL_BIND *param, MYSQL_STMT **out)
 {
-	const struct db_sql	*q = &db_sql[st];
 	unsigned int		 err;
 	int			 executed, relinks = 0, stale = 0, locks = 0;
 
@@ -744,7 +757,7 @@ db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
 		db_check_link(db, q->write);
 		if (db_ensure(db) != DB_OK)
 			return DB_UNAVAILABLE;
-		if ((err = db_try(db, st, param, out, &executed)) == 0)
+		if ((err = db_try_q(db, q, slot, param, out, &executed)) == 0)
 			return DB_OK;
 
 		switch (db_classify(err)) {
@@ -761,7 +774,10 @@ db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
 			}
 			break;
 		case DBE_STALE:
-			db_close_stmt(db, st);
+			if (*slot != NULL) {
+				mysql_stmt_close(*slot);
+				*slot = NULL;
+			}
 			if (stale++ == 0)
 				continue;
 			break;
@@ -786,16 +802,35 @@ db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
 	}
 }
 
+static enum db_status
+db_exec(struct db *db, enum db_stmt st, MYSQL_BIND *param, MYSQL_STMT **out)
+{
+	return db_run(db, &db_sql[st], &db->stmt[st], param, out);
+}
+
+enum db_status
+db_xexec(struct db *db, const struct db_sql *q, int slot, MYSQL_BIND *param,
+    MYSQL_STMT **out)
+{
+	if (slot < 0 || slot >= DB_XSLOTS) {
+		log_warnx("db: %s: no statement slot %d", q->name, slot);
+		return DB_UNAVAILABLE;
+	}
+	if (db->in_tx)
+		return db_tx_exec(db, q, slot, param, out);
+	return db_run(db, q, &db->xstmt[slot], param, out);
+}
+
 /* Release a statement's stored rows; it stays prepared for reuse.
  * (mysql_stmt_reset would cost a round trip and is not needed once
  * the result is stored and freed.) */
-static void
+void
 db_done(MYSQL_STMT *s)
 {
 	mysql_stmt_free_result(s);
 }
 
-static void
+void
 db_bind_str(MYSQL_BIND *b, const char *s, size_t len)
 {
 	memset(b, 0, sizeof(*b));
@@ -804,7 +839,7 @@ db_bind_str(MYSQL_BIND *b, const char *s, size_t len)
 	b->buffer_length = len;
 }
 
-static void
+void
 db_bind_i64(MYSQL_BIND *b, int64_t *v)
 {
 	memset(b, 0, sizeof(*b));
@@ -814,7 +849,7 @@ db_bind_i64(MYSQL_BIND *b, int64_t *v)
 }
 
 /* A BIGINT that is NULL when *v is 0 (never, none, no limit). */
-static void
+void
 db_bind_i64_or_null(MYSQL_BIND *b, int64_t *v)
 {
 	db_bind_i64(b, v);
@@ -824,7 +859,7 @@ db_bind_i64_or_null(MYSQL_BIND *b, int64_t *v)
 
 /* urls.value_hash: SHA-256 of the value's bytes, which is what
  * UNHEX(SHA2(value, 256)) gives for the rows the upgrade fills. */
-static int
+int
 db_value_hash(const char *value, size_t len, unsigned char out[DB_HASH_LEN])
 {
 	unsigned int	 n = 0;
@@ -838,7 +873,7 @@ db_value_hash(const char *value, size_t len, unsigned char out[DB_HASH_LEN])
 }
 
 /* A string result: size bytes at buf, one kept for the NUL. */
-static void
+void
 db_bind_out(MYSQL_BIND *b, char *buf, size_t size, unsigned long *len)
 {
 	memset(b, 0, sizeof(*b));
@@ -849,7 +884,7 @@ db_bind_out(MYSQL_BIND *b, char *buf, size_t size, unsigned long *len)
 }
 
 /* NUL-terminate a fetched string; -1 if it did not fit. */
-static int
+int
 db_terminate(char *buf, size_t size, unsigned long len)
 {
 	if (len > size - 1)
@@ -864,13 +899,13 @@ db_terminate(char *buf, size_t size, unsigned long len)
  * back as MYSQL_DATA_TRUNCATED; callers compare each length with its
  * buffer.
  */
-static int
-db_fetch(enum db_stmt st, MYSQL_STMT *s, MYSQL_BIND *result, int first)
+int
+db_xfetch(const char *name, MYSQL_STMT *s, MYSQL_BIND *result, int first)
 {
 	int	 r;
 
 	if (first && mysql_stmt_bind_result(s, result)) {
-		log_warnx("db: %s: bind result: %s", db_sql[st].name,
+		log_warnx("db: %s: bind result: %s", name,
 		    mysql_stmt_error(s));
 		return -1;
 	}
@@ -879,8 +914,14 @@ db_fetch(enum db_stmt st, MYSQL_STMT *s, MYSQL_BIND *result, int first)
 		return 1;
 	if (r == MYSQL_NO_DATA)
 		return 0;
-	log_warnx("db: %s: fetch: %s", db_sql[st].name, mysql_stmt_error(s));
+	log_warnx("db: %s: fetch: %s", name, mysql_stmt_error(s));
 	return -1;
+}
+
+static int
+db_fetch(enum db_stmt st, MYSQL_STMT *s, MYSQL_BIND *result, int first)
+{
+	return db_xfetch(db_sql[st].name, s, result, first);
 }
 
 /*
@@ -1709,4 +1750,109 @@ db_url_clear(struct db_url *u)
 	free(u->value);
 	u->value = NULL;
 	u->len = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* transactions of the other db_*.c files (dbi.h)                      */
+/* ------------------------------------------------------------------ */
+
+enum db_status
+db_tx_begin(struct db *db)
+{
+	db->last_errno = 0;
+	db_check_link(db, 1);
+	if (db_ensure(db) != DB_OK)
+		return DB_UNAVAILABLE;
+	if (mysql_autocommit(db->mysql, 0) != 0) {
+		log_warnx("db: begin: %s", mysql_error(db->mysql));
+		db_node_failed(db, db->cur);
+		db_disconnect(db);
+		return DB_UNAVAILABLE;
+	}
+	db->in_tx = 1;
+	return DB_OK;
+}
+
+/* One attempt; a statement the server no longer knows (nothing ran)
+ * is prepared again, once. */
+enum db_status
+db_tx_exec(struct db *db, const struct db_sql *q, int slot,
+    MYSQL_BIND *param, MYSQL_STMT **out)
+{
+	unsigned int	 err;
+	int		 executed, stale = 0;
+
+	if (!db->in_tx || !db->connected)
+		return DB_UNAVAILABLE;
+	for (;;) {
+		if ((err = db_try_q(db, q, &db->xstmt[slot], param, out,
+		    &executed)) == 0)
+			return DB_OK;
+		switch (db_classify(err)) {
+		case DBE_DUPLICATE:
+			return DB_DUPLICATE;
+		case DBE_NOREF:
+			return DB_NOTFOUND;
+		case DBE_STALE:
+			if (db->xstmt[slot] != NULL) {
+				mysql_stmt_close(db->xstmt[slot]);
+				db->xstmt[slot] = NULL;
+			}
+			if (stale++ == 0)
+				continue;
+			break;
+		case DBE_LOST:
+			db_node_failed(db, db->cur);
+			db_disconnect(db);	/* the server rolls back */
+			break;
+		default:
+			break;
+		}
+		log_warnx("db: %s (in a transaction): %s (%u)", q->name,
+		    db->errmsg, err);
+		return DB_UNAVAILABLE;
+	}
+}
+
+void
+db_tx_rollback(struct db *db)
+{
+	if (!db->connected) {
+		db->in_tx = 0;
+		return;
+	}
+	if (mysql_rollback(db->mysql) != 0 ||
+	    mysql_autocommit(db->mysql, 1) != 0) {
+		log_info("db: rollback: %s, reconnecting",
+		    mysql_error(db->mysql));
+		db_disconnect(db);	/* which rolls back */
+	}
+	db->in_tx = 0;
+}
+
+enum db_status
+db_tx_commit(struct db *db)
+{
+	if (!db->in_tx || !db->connected) {
+		db->in_tx = 0;
+		return DB_UNAVAILABLE;
+	}
+	if (mysql_commit(db->mysql) != 0) {
+		db_seterr(db, mysql_errno(db->mysql), mysql_error(db->mysql));
+		log_warnx("db: commit: %s (%u)", db->errmsg, db->last_errno);
+		if (db_classify(db->last_errno) == DBE_LOST) {
+			db_node_failed(db, db->cur);
+			db_disconnect(db);
+		} else
+			db_tx_rollback(db);
+		db->in_tx = 0;
+		return DB_UNAVAILABLE;
+	}
+	db->in_tx = 0;
+	if (mysql_autocommit(db->mysql, 1) != 0) {
+		log_info("db: autocommit: %s, reconnecting",
+		    mysql_error(db->mysql));
+		db_disconnect(db);
+	}
+	return DB_OK;
 }

@@ -27,7 +27,7 @@ static const char *const id_reserved_words[] = {
 	"users", "metrics", "health", "healthz", "ui", "api", "static",
 	"assets", "admin", "login", "logout", "signup", "register",
 	"status", "favicon.ico", "robots.txt", "www", "docs", "openapi",
-	"openapi.json", "qr", "stats", "about", "help",
+	"openapi.json", "qr", "stats", "about", "help", "export", "import",
 	NULL
 };
 
@@ -54,16 +54,17 @@ id_random(unsigned char *p, size_t n)
 }
 
 /*
- * One candidate id.  A byte is used only if it is below 248 (= 4 * 62),
- * so byte % 62 is uniform: rejection sampling instead of modulo bias.
+ * n random base62 characters.  A byte is used only if it is below 248
+ * (= 4 * 62), so byte % 62 is uniform: rejection sampling instead of
+ * modulo bias.
  */
-static int
-id_draw(char out[ID_LEN + 1])
+int
+id_base62(char *out, size_t len)
 {
 	unsigned char	 pool[32];
 	size_t		 have = 0, used = 0, n = 0;
 
-	while (n < ID_LEN) {
+	while (n < len) {
 		if (used == have) {
 			if (id_random(pool, sizeof(pool)) == -1)
 				return -1;
@@ -74,8 +75,16 @@ id_draw(char out[ID_LEN + 1])
 			out[n++] = id_alphabet[pool[used] % 62];
 		used++;
 	}
-	out[ID_LEN] = '\0';
+	out[len] = '\0';
+	explicit_bzero(pool, sizeof(pool));
 	return 0;
+}
+
+/* One candidate id. */
+static int
+id_draw(char out[ID_LEN + 1])
+{
+	return id_base62(out, ID_LEN);
 }
 
 int

@@ -108,96 +108,6 @@ short_db_failed(const struct worker_ctx *ctx, struct response *resp,
 }
 
 /*
- * Check the Authorization header: the raw token, or "Bearer <token>"
- * (scheme case-insensitive), its signature and claims.  CPU only; see
- * short_token_live() for the rest.  0 and the claims, or -1 with the
- * 403 already in resp.
- */
-static int
-short_token_verify(const struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, struct jwt_claims *claims)
-{
-	const struct config	*cfg = ctx->cfg;
-	const char		*tok = req->authorization;
-	char			 msg[128];
-	size_t			 len;
-	enum jwt_status		 st;
-
-	memset(claims, 0, sizeof(*claims));
-	if (tok == NULL)
-		tok = "";
-	tok += strspn(tok, " \t");
-	if (strncasecmp(tok, "bearer", 6) == 0 &&
-	    (tok[6] == ' ' || tok[6] == '\t' || tok[6] == '\0')) {
-		tok += 6;
-		tok += strspn(tok, " \t");
-	}
-	len = strlen(tok);
-	while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-		len--;
-	if (len == 0) {
-		response_error(resp, 403, "forbidden", "missing token");
-		return -1;
-	}
-	st = jwt_verify((const uint8_t *)cfg->jwt_secret, cfg->jwt_secret_len,
-	    tok, len, (int64_t)time(NULL), cfg->jwt_leeway, claims);
-	if (st == JWT_OK && !username_valid(claims->sub, strlen(claims->sub)))
-		st = JWT_MISSING_CLAIM;
-	if (st != JWT_OK) {
-		snprintf(msg, sizeof(msg), "invalid token: %s",
-		    jwt_strerror(st));
-		response_error(resp, 403, "forbidden", msg);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * A token that verifies is still refused if its user is gone or
- * changed the password after it was issued (iat before pw_changed,
- * both in seconds: a token from the very second of the change stays
- * valid, or logging in right after a change would fail).  That costs
- * one primary-key lookup; redirects need no token and do not pay it,
- * and a create folds it into its insert (short_create()).  0, or -1
- * with the 403 (503 if the database is down) in resp, in place of
- * whatever resp held: a later check's refusal gives way to this one.
- */
-static int
-short_token_live(const struct worker_ctx *ctx, struct response *resp,
-    const struct jwt_claims *claims)
-{
-	char			 phc[PASSWORD_HASH_MAX];
-	int64_t			 changed = 0;
-	enum db_status		 dst;
-
-	dst = db_user_get(ctx->db, claims->sub, phc, sizeof(phc), &changed);
-	explicit_bzero(phc, sizeof(phc));
-	if (dst == DB_OK && claims->iat >= changed)
-		return 0;
-	response_free(resp);
-	response_init(resp);
-	if (dst == DB_NOTFOUND || dst == DB_OK)
-		response_error(resp, 403, "forbidden", dst == DB_NOTFOUND ?
-		    "token revoked: its user no longer exists" :
-		    "token revoked: the password changed after it was issued");
-	else
-		response_unavailable(resp, ctx->cfg->db_retry_after);
-	return -1;
-}
-
-/* Both halves of the token check: 0 and the claims, or -1 with the
- * 403 (or 503) in resp. */
-static int
-short_token(const struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, struct jwt_claims *claims)
-{
-	if (short_token_verify(ctx, req, resp, claims) == -1 ||
-	    short_token_live(ctx, resp, claims) == -1)
-		return -1;
-	return 0;
-}
-
-/*
  * Read a body into n fields.  0, or -1 with the 400 (or 503) already
  * in resp.  On 0 the caller owns the fields (fields_free()).
  */
@@ -401,13 +311,7 @@ short_base(const struct worker_ctx *ctx, const struct request *req,
 static void
 short_put_time(struct buf *b, int64_t us)
 {
-	char	 t[RFC3339_MAX];
-	int	 n;
-
-	if (us == 0 || (n = rfc3339_format(us, t, sizeof(t))) < 0)
-		buf_puts(b, "null");
-	else
-		json_put_str(b, t, (size_t)n);
+	rfc3339_put(b, us);
 }
 
 static void
@@ -538,7 +442,7 @@ short_created(struct worker_ctx *ctx, const struct request *req,
  * the caller's existing link to the same URL, if there is one (200).
  *
  * The token arrives verified but not yet checked against its user
- * (short_token_live()): a create that succeeds does that check in its
+ * (cred_live()): a create that succeeds does that check in its
  * insert, one round trip.  Any other outcome looks the user up first,
  * so that a revoked token is answered 403 before the request's own
  * 400 or 409, as the contract orders them.
@@ -585,7 +489,7 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 			    "max_visits");
 			goto refused;
 		}
-		if (short_token_live(ctx, resp, claims) == -1)
+		if (cred_live(ctx, resp, claims) == -1)
 			goto out;
 		st = db_url_find(ctx->db, claims->sub, f[CF_VALUE].value,
 		    f[CF_VALUE].len, id);
@@ -613,7 +517,7 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 		/* No row: the user is gone or the token revoked (403),
 		 * unless that changed since; then the insert goes again. */
 		if (st == DB_NOTFOUND &&
-		    short_token_live(ctx, resp, claims) == -1)
+		    cred_live(ctx, resp, claims) == -1)
 			goto out;
 		if (st != DB_NOTFOUND &&
 		    (st != DB_DUPLICATE || f[CF_ID].present))
@@ -645,7 +549,7 @@ refused:
 	/* The request's own refusal (400, or 503 out of memory) comes
 	 * after the token's, which replaces it when the token is
 	 * revoked or the database cannot tell. */
-	(void)short_token_live(ctx, resp, claims);
+	(void)cred_live(ctx, resp, claims);
 out:
 	fields_free(f, CF_COUNT);
 }
@@ -754,11 +658,11 @@ short_collection(struct worker_ctx *ctx, const struct request *req,
 	}
 	/* A create checks the token's user itself, in its insert. */
 	if (strcmp(m, "POST") == 0) {
-		if (short_token_verify(ctx, req, resp, &claims) == 0)
+		if (cred_verify(ctx, req, resp, &claims) == 0)
 			short_create(ctx, req, resp, &claims);
 		return;
 	}
-	if (short_token(ctx, req, resp, &claims) == -1)
+	if (cred_check(ctx, req, resp, &claims) == -1)
 		return;
 	if (strcmp(m, "DELETE") == 0)
 		short_delete_all(ctx, resp, &claims);
@@ -1058,7 +962,7 @@ short_stats(struct worker_ctx *ctx, const struct request *req,
 
 	memset(&u, 0, sizeof(u));
 	buf_init(&b);
-	if (short_token(ctx, req, resp, &claims) == -1 ||
+	if (cred_check(ctx, req, resp, &claims) == -1 ||
 	    short_owned(ctx, resp, id, &claims, &u) == -1)
 		goto out;
 	buf_puts(&b, "{\"id\":");
@@ -1176,7 +1080,7 @@ short_item(struct worker_ctx *ctx, const struct request *req,
 		response_bad_method(resp, ALLOW_ITEM);
 		return;
 	}
-	if (short_token(ctx, req, resp, &claims) == -1)
+	if (cred_check(ctx, req, resp, &claims) == -1)
 		return;
 	if (strcmp(m, "PUT") == 0)
 		short_update(ctx, req, resp, id, &claims);
@@ -1253,11 +1157,15 @@ static int
 short_tick(struct worker_ctx *ctx)
 {
 	int64_t	 now;
-	int	 turn;
+	int	 turn, kd, vd;
 
+	now = short_mono_ms();
+	if (keys_due(ctx, now) == 0)
+		keys_flush(ctx);
+	if ((kd = keys_due(ctx, now)) >= 0 && ctx->visits == NULL)
+		return kd;
 	if (ctx->visits == NULL)
 		return -1;
-	now = short_mono_ms();
 	if (visits_due(ctx->visits, now) == 0) {
 		if ((turn = short_flush_turn(ctx, now)) == 0)
 			return FLUSH_WAIT_MS;
@@ -1267,7 +1175,8 @@ short_tick(struct worker_ctx *ctx)
 			atomic_store_explicit(ctx->flush_lease, 0,
 			    memory_order_release);
 	}
-	return visits_due(ctx->visits, short_mono_ms());
+	vd = visits_due(ctx->visits, short_mono_ms());
+	return kd >= 0 && (vd < 0 || kd < vd) ? kd : vd;
 }
 
 /* The worker is leaving: what it counted goes to the database. */
@@ -1276,6 +1185,7 @@ short_fini(struct worker_ctx *ctx)
 {
 	cache_free(ctx->cache);
 	ctx->cache = NULL;
+	keys_flush(ctx);
 	if (ctx->visits == NULL)
 		return;
 	visits_flush(ctx->visits, ctx->db, short_mono_ms());

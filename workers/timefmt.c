@@ -179,3 +179,15 @@ rfc3339_format(int64_t us, char *out, size_t outlen)
 		return -1;
 	return n;
 }
+
+void
+rfc3339_put(struct buf *b, int64_t us)
+{
+	char	 t[RFC3339_MAX];
+	int	 n;
+
+	if (us == 0 || (n = rfc3339_format(us, t, sizeof(t))) < 0)
+		buf_puts(b, "null");
+	else
+		json_put_str(b, t, (size_t)n);
+}

@@ -164,6 +164,12 @@ struct jwt_claims {
 	char	 sub[JWT_SUB_MAX + 1];
 	int64_t	 iat;
 	int64_t	 exp;
+	/* Set by keys.c when the caller presented an API key, not a
+	 * JWT: sub is the key's user, iat INT64_MAX (a password change
+	 * does not revoke keys), key_id the key's id.  jwt.c leaves
+	 * them zero. */
+	int	 key;
+	char	 key_id[16];
 };
 
 enum jwt_status {
@@ -228,6 +234,9 @@ int	id_generate(char out[ID_LEN + 1]);
 /* FNV-1a of an id, for in-memory tables (ids are random or chosen by
  * users: nothing to attack). */
 uint32_t id_hash(const char *id);
+/* Fill out with n base62 characters from getrandom and a NUL.  0, or
+ * -1 (no entropy). */
+int	id_base62(char *out, size_t n);
 /* 1 if s (case-insensitively) is a reserved word. */
 int	id_reserved(const char *s, size_t len);
 /* 1 if s has the shape of an id a path may name. */
@@ -245,6 +254,8 @@ int	username_valid(const char *, size_t);
 #define RFC3339_MAX	32
 int	rfc3339_parse(const char *, size_t, int64_t *us);
 int	rfc3339_format(int64_t us, char *out, size_t outlen);
+/* Append us as a JSON string of its RFC 3339 form, 0 as null. */
+void	rfc3339_put(struct buf *, int64_t us);
 
 /* qr.c: the SVG drawing of a QR code (libqrencode) of text, appended
  * to out.  0, or -1 (text too long for a QR code, or no memory). */
@@ -357,6 +368,36 @@ enum db_status	 db_url_list(struct db *, const char *owner,
 		    size_t max, size_t *n);
 void		 db_url_clear(struct db_url *);
 
+/* db_keys.c: API keys ("sk_<id>_<secret>") and account deletion */
+#define KEY_ID_LEN	12	/* base62 */
+#define KEY_SECRET_LEN	43	/* base62: 256 bits */
+#define KEY_NAME_MAX	100	/* characters */
+#define KEY_TEXT_LEN	(3 + KEY_ID_LEN + 1 + KEY_SECRET_LEN)
+
+struct db_key {
+	char		 id[KEY_ID_LEN + 1];
+	char		 user[JWT_SUB_MAX + 1];
+	char		 name[KEY_NAME_MAX * 4 + 1];	/* UTF-8 */
+	unsigned char	 hash[32];	/* SHA-256 of the secret */
+	int64_t		 created_us;
+	int64_t		 expires_us;	/* 0: never */
+	int64_t		 last_used_us;	/* 0: never */
+	int		 revoked;
+};
+
+enum db_status	 db_key_insert(struct db *, const struct db_key *);
+/* Any key, revoked or not: DB_OK with k filled, or DB_NOTFOUND. */
+enum db_status	 db_key_get(struct db *, const char *id, struct db_key *);
+/* The user's keys that are not revoked, newest first (no hashes). */
+enum db_status	 db_key_list(struct db *, const char *user,
+		    struct db_key *, size_t max, size_t *n);
+enum db_status	 db_key_count(struct db *, const char *user, int64_t *);
+enum db_status	 db_key_revoke(struct db *, const char *user,
+		    const char *id);
+enum db_status	 db_key_touch(struct db *, const char *id, int64_t used_us);
+/* The user and, by cascade, their links, tags and keys. */
+enum db_status	 db_user_delete(struct db *, const char *user);
+
 /* ------------------------------------------------------------------ */
 /* The services and the worker loop                                    */
 /* ------------------------------------------------------------------ */
@@ -426,6 +467,43 @@ void		 cache_bump(struct sb_cache *, const char *id);
 void		 cache_bump_all(struct sb_cache *);
 /* Count a lookup for /metrics: a hit, or a miss. */
 void		 cache_count(struct sb_cache *, int hit);
+
+/* ------------------------------------------------------------------ */
+/* keys.c: who a request comes from (a login token or an API key), and */
+/* the routes /users/keys                                              */
+/* ------------------------------------------------------------------ */
+
+struct worker_ctx;
+
+/* 1 if the request presents an API key (X-Api-Key, or an
+ * Authorization value starting "sk_"), whether good or not. */
+int	 cred_is_key(const struct request *);
+/* Check the credential: a JWT's signature and claims (CPU only: see
+ * cred_live), or an API key, looked up in the database (never
+ * cached).  0 and the claims, or -1 with the 403 (503) in resp. */
+int	 cred_verify(struct worker_ctx *, const struct request *,
+	    struct response *, struct jwt_claims *);
+/* A JWT is refused once its user is gone or changed the password
+ * after it was issued; a key was checked whole by cred_verify.  0, or
+ * -1 with the 403 (503) in resp, replacing what it held. */
+int	 cred_live(struct worker_ctx *, struct response *,
+	    const struct jwt_claims *);
+/* Both: 0 and the claims, or -1 with the answer in resp. */
+int	 cred_check(struct worker_ctx *, const struct request *,
+	    struct response *, struct jwt_claims *);
+/* A login token's user for the calls keys may not make: 0, or -1 with
+ * the 403 (a key, or a bad token) or 503 in resp. */
+int	 cred_login_only(struct worker_ctx *, const struct request *,
+	    struct response *, struct jwt_claims *);
+/* /users/keys and /users/keys/<id>: 1 if path is one of them (the
+ * answer is then in resp), else 0. */
+int	 keys_route(struct worker_ctx *, const struct request *,
+	    struct response *);
+/* Write the keys' last use times counted so far (batched: at most one
+ * write per key per visits_flush_ms).  keys_due: ms until a flush is
+ * due, -1 if nothing waits. */
+int	 keys_due(const struct worker_ctx *, int64_t now_ms);
+void	 keys_flush(struct worker_ctx *);
 
 /* What a handler sees: the worker's long-lived state. */
 struct worker_ctx {

@@ -232,3 +232,35 @@ def test_certification_conflicts_are_retried(c):
         values.add(rows[0][0])
     assert len(values) == 1, "nodes disagree: %r" % values
     assert values <= sent, "a value never sent: %r" % values
+
+
+def test_key_revoked_on_b_refused_on_a(c):
+    """API keys are read from the database on every request, never
+    cached: a key revoked through one host is refused by the very next
+    request on the other, and so are an account's token and key once
+    the account is deleted through the other host."""
+    a, b = c.instances[0].url, c.instances[1].url
+    user, pw, tok = _user(a, c, "key")
+    r = _req(a, "POST", "/users/keys", {"name": "bot"}, token=tok)
+    assert r.status_code == 201, "POST /users/keys on A: " + _show(r)
+    key = r.json()
+    for base in (a, b, a, b):
+        r = _req(base, "GET", "/", token=key["key"])
+        assert r.status_code == 200, "the key on %s: %s" % (base, _show(r))
+    r = _req(b, "DELETE", "/users/keys/" + key["id"], token=tok)
+    assert r.status_code == 204, "revoke on B: " + _show(r)
+    for base in (a, b):
+        r = _req(base, "GET", "/", token=key["key"])
+        assert r.status_code == 403 and \
+            r.json()["detail"] == "forbidden", \
+            "the revoked key on %s: %s" % (base, _show(r))
+    # The account, deleted through B: A refuses its token and key.
+    r = _req(a, "POST", "/users/keys", {"name": "bot2"}, token=tok)
+    assert r.status_code == 201, _show(r)
+    key2 = r.json()["key"]
+    assert _req(a, "GET", "/", token=key2).status_code == 200
+    r = _req(b, "DELETE", "/users", {"password": pw}, token=tok)
+    assert r.status_code == 204, "DELETE /users on B: " + _show(r)
+    for t in (tok, key2):
+        r = _req(a, "GET", "/", token=t)
+        assert r.status_code == 403, "after the deletion on A: " + _show(r)
