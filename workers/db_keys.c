@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dbi.h"
+#include "db.h"
 
 static const struct db_sql q_key_insert = { "key insert", 1,
     "INSERT INTO api_keys (id, `user`, name, secret_hash, created_us, "
@@ -55,7 +55,7 @@ db_key_insert(struct db *db, const struct db_key *k)
 	db_bind_str(&p[3], (const char *)k->hash, sizeof(k->hash));
 	db_bind_i64(&p[4], &created);
 	db_bind_i64_or_null(&p[5], &expires);
-	if ((st = db_xexec(db, &q_key_insert, DBX_KEY_INSERT, p, &s)) !=
+	if ((st = db_exec(db, &q_key_insert, p, &s)) !=
 	    DB_OK)
 		return st;
 	db_done(s);
@@ -76,7 +76,7 @@ db_key_get(struct db *db, const char *id, struct db_key *k)
 	if (!db_key_ok(id, KEY_ID_LEN))
 		return DB_NOTFOUND;
 	db_bind_str(&p[0], id, strlen(id));
-	if ((st = db_xexec(db, &q_key_get, DBX_KEY_GET, p, &s)) != DB_OK)
+	if ((st = db_exec(db, &q_key_get, p, &s)) != DB_OK)
 		return st;
 	db_bind_out(&r[0], k->user, sizeof(k->user), &ulen);
 	db_bind_out(&r[1], k->name, sizeof(k->name), &nlen);
@@ -85,7 +85,7 @@ db_key_get(struct db *db, const char *id, struct db_key *k)
 	db_bind_i64(&r[4], &k->expires_us);
 	db_bind_i64(&r[5], &k->last_used_us);
 	db_bind_i64(&r[6], &revoked);
-	switch (db_xfetch(q_key_get.name, s, r, 1)) {
+	switch (db_fetch(&q_key_get, s, r, 1)) {
 	case 0:
 		st = DB_NOTFOUND;
 		break;
@@ -127,7 +127,7 @@ db_key_list(struct db *db, const char *user, struct db_key *items,
 		return DB_OK;
 	db_bind_str(&p[0], user, strlen(user));
 	db_bind_i64(&p[1], &limit);
-	if ((st = db_xexec(db, &q_key_list, DBX_KEY_LIST, p, &s)) != DB_OK)
+	if ((st = db_exec(db, &q_key_list, p, &s)) != DB_OK)
 		return st;
 	memset(&k, 0, sizeof(k));
 	db_bind_out(&r[0], k.id, sizeof(k.id), &ilen);
@@ -135,7 +135,7 @@ db_key_list(struct db *db, const char *user, struct db_key *items,
 	db_bind_i64(&r[2], &k.created_us);
 	db_bind_i64(&r[3], &k.expires_us);
 	db_bind_i64(&r[4], &k.last_used_us);
-	while (*n < max && (got = db_xfetch(q_key_list.name, s, r,
+	while (*n < max && (got = db_fetch(&q_key_list, s, r,
 	    *n == 0)) == 1) {
 		if (db_terminate(k.id, sizeof(k.id), ilen) == -1 ||
 		    db_terminate(k.name, sizeof(k.name), nlen) == -1)
@@ -161,10 +161,10 @@ db_key_count(struct db *db, const char *user, int64_t *count)
 	if (!db_key_ok(user, JWT_SUB_MAX))
 		return DB_OK;
 	db_bind_str(&p[0], user, strlen(user));
-	if ((st = db_xexec(db, &q_key_count, DBX_KEY_COUNT, p, &s)) != DB_OK)
+	if ((st = db_exec(db, &q_key_count, p, &s)) != DB_OK)
 		return st;
 	db_bind_i64(&r[0], count);
-	if (db_xfetch(q_key_count.name, s, r, 1) != 1)
+	if (db_fetch(&q_key_count, s, r, 1) != 1)
 		st = DB_UNAVAILABLE;
 	db_done(s);
 	return st;
@@ -183,7 +183,7 @@ db_key_revoke(struct db *db, const char *user, const char *id)
 		return DB_NOTFOUND;
 	db_bind_str(&p[0], id, strlen(id));
 	db_bind_str(&p[1], user, strlen(user));
-	if ((st = db_xexec(db, &q_key_revoke, DBX_KEY_REVOKE, p, &s)) !=
+	if ((st = db_exec(db, &q_key_revoke, p, &s)) !=
 	    DB_OK)
 		return st;
 	if (mysql_stmt_affected_rows(s) == 0)
@@ -203,7 +203,7 @@ db_key_touch(struct db *db, const char *id, int64_t used_us)
 		return DB_OK;
 	db_bind_i64(&p[0], &used_us);
 	db_bind_str(&p[1], id, strlen(id));
-	if ((st = db_xexec(db, &q_key_touch, DBX_KEY_TOUCH, p, &s)) != DB_OK)
+	if ((st = db_exec(db, &q_key_touch, p, &s)) != DB_OK)
 		return st;
 	db_done(s);
 	return DB_OK;
@@ -219,7 +219,7 @@ db_user_delete(struct db *db, const char *user)
 	if (!db_key_ok(user, JWT_SUB_MAX))
 		return DB_NOTFOUND;
 	db_bind_str(&p[0], user, strlen(user));
-	if ((st = db_xexec(db, &q_user_delete, DBX_USER_DELETE, p, &s)) !=
+	if ((st = db_exec(db, &q_user_delete, p, &s)) !=
 	    DB_OK)
 		return st;
 	if (mysql_stmt_affected_rows(s) == 0)
