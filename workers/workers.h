@@ -2,7 +2,9 @@
  * workers/ — everything that runs inside a worker process: the accept
  * loop, the request object and response builder, the two services and
  * their pure helpers (json, form, jwt, password, url, id) and the
- * database connection.
+ * database: db.c the connection, its retries and the statement helper
+ * (db.h, shared by the db_*.c files only), one db_<table>.c per thing
+ * stored (db_users.c, db_links.c, db_visits.c).
  *
  * The pure modules (json, form, jwt, password, url, id) never log,
  * never exit and never touch a socket: they return a status and, where
@@ -294,7 +296,8 @@ int	referer_host(const char *ref, size_t len, char *out, size_t outlen);
 int	qr_svg(const char *text, size_t len, struct buf *out);
 
 /* ------------------------------------------------------------------ */
-/* db.c: the worker's persistent MySQL connection                      */
+/* db.c: the worker's persistent MySQL connection; db_users.c,         */
+/* db_links.c, db_visits.c: the statements of each table (db.h)        */
 /* ------------------------------------------------------------------ */
 
 enum db_status {
@@ -344,9 +347,9 @@ struct visit_rec {
 };
 #define VISIT_REC_NONE	UINT32_MAX
 
-/* Visits of one link waiting to be added (visits.c -> db.c): count
- * for urls.visits (may be 0) and the chain of its records, rec_first
- * then rec[].next, in rec (VISIT_REC_NONE: none). */
+/* Visits of one link waiting to be added (visits.c -> db_visits.c):
+ * count for urls.visits (may be 0) and the chain of its records,
+ * rec_first then rec[].next, in rec (VISIT_REC_NONE: none). */
 struct db_visits {
 	const char	*id;
 	int64_t		 count;
