@@ -121,11 +121,13 @@ analytics_period(const struct request *req, struct response *resp,
 		return -1;
 	if (s == 0 && default_days > 0)
 		*since_ms = *until_ms - (int64_t)default_days * 86400000;
-	if (*since_ms > *until_ms) {
+	if (s == 1 && u == 1 && *since_ms > *until_ms) {
 		response_error(resp, 400, "error", "since must not be after "
 		    "until");
 		return -1;
 	}
+	if (*since_ms > *until_ms)
+		*since_ms = *until_ms;	/* an empty period */
 	return 0;
 }
 

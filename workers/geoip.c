@@ -11,9 +11,11 @@
  * or is no MaxMind DB is refused at start-up (config.c calls
  * geoip_check, so `shortd -t` says so too).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <maxminddb.h>
 
@@ -46,10 +48,15 @@ geoip_open(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "geoip_db %s: out of memory", path);
 		return NULL;
 	}
+	if (access(path, R_OK) != 0) {
+		snprintf(err, errlen, "geoip_db %s: cannot be read: %s", path,
+		    strerror(errno));
+		free(g);
+		return NULL;
+	}
 	if ((rc = MMDB_open(path, MMDB_MODE_MMAP, &g->mmdb)) != MMDB_SUCCESS) {
-		snprintf(err, errlen, "geoip_db %s: %s", path,
-		    rc == MMDB_IO_ERROR ? "cannot be read (missing or not "
-		    "readable)" : MMDB_strerror(rc));
+		snprintf(err, errlen, "geoip_db %s: not a MaxMind DB file: %s",
+		    path, MMDB_strerror(rc));
 		free(g);
 		return NULL;
 	}

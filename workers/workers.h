@@ -4,7 +4,9 @@
  * their pure helpers (json, form, jwt, password, url, id) and the
  * database: db.c the connection, its retries and the statement helper
  * (db.h, shared by the db_*.c files only), one db_<table>.c per thing
- * stored (db_users.c, db_links.c, db_visits.c).
+ * stored (db_users.c, db_links.c, db_visits.c, db_analytics.c), and
+ * visit analytics: analytics.c (records and their routes), ua.c
+ * (User-Agent and Referer), geoip.c (countries).
  *
  * The pure modules (json, form, jwt, password, url, id) never log,
  * never exit and never touch a socket: they return a status and, where
