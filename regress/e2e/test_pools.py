@@ -304,9 +304,14 @@ def test_hup_mid_stream_resizes_and_bad_config_keeps_serving(s):
         def resized():
             st = status(s)
             ws = workers_of(st, "shortener")
+            # The auth pool's generation-0 workers too must be gone
+            # (a busy one retires after its request), or one leaving
+            # later looks like a change made by the refused reload.
+            wa = workers_of(st, "auth")
             return (st["generation"] == 1 and len(ws) == 3 and
-                    all(w["generation"] == 1 for w in ws) and
-                    len(s.workers("shortener")) == 3)
+                    all(w["generation"] == 1 for w in ws + wa) and
+                    len(s.workers("shortener")) == 3 and
+                    len(s.workers("auth")) == len(wa))
         assert _wait(resized, 10, 0.1), \
             "shortener_workers = 3 not in force 10 s after HUP: %r" % (
                 status(s))
