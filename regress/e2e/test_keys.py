@@ -321,7 +321,7 @@ def test_delete_account(s):
 
 
 # ------------------------------------------------------------------
-# Schema version 4: api_keys, url_tags, and urls' title, tags, search
+# Schema version 5: api_keys, url_tags, and urls' title, tags, search
 # ------------------------------------------------------------------
 
 # A database as sql/schema.sql left it at schema version 3.
@@ -363,7 +363,7 @@ def _fks(s, db):
         "WHERE rc.CONSTRAINT_SCHEMA = %s", (db,)))
 
 
-def _assert_v4(s, db):
+def _assert_v5(s, db):
     tables = [t[0] for t in s.sql(
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE "
         "TABLE_SCHEMA = %s AND ENGINE = 'InnoDB'", (db,))]
@@ -394,8 +394,8 @@ def _assert_v4(s, db):
                      "expires_us", "last_used_us", "revoked"], kcols
 
 
-def test_schema_v4(s):
-    _assert_v4(s, "shortd")
+def test_schema_v5(s):
+    _assert_v5(s, "shortd")
 
 
 def test_schema_upgrade_from_v3(s):
@@ -412,7 +412,7 @@ def test_schema_upgrade_from_v3(s):
                  "apply sql/schema.sql")
         _upgrade_twice(s, old, new)
         for db in (old, new):
-            _assert_v4(s, db)
+            _assert_v5(s, db)
         # The old row is in the search index, case and accents aside.
         q = ("SELECT id FROM %s.urls WHERE MATCH(search) AGAINST "
              "(%%s IN BOOLEAN MODE)" % old)
