@@ -24,7 +24,7 @@
  * (milliseconds); a row held longer by another session (a long
  * transaction, an administrator, another shortd) makes the flush give
  * up after a second, roll back, and try again at once skipping rows
- * locked by others (db.c): their visits wait in the table, the other
+ * locked by others (db_visits.c): their visits wait in the table, the other
  * links are written.  The flushes that follow skip locked rows too, so
  * they wait for nothing, until one has nothing left waiting.
  *

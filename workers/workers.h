@@ -2,7 +2,9 @@
  * workers/ — everything that runs inside a worker process: the accept
  * loop, the request object and response builder, the two services and
  * their pure helpers (json, form, jwt, password, url, id) and the
- * database connection.
+ * database: db.c the connection, its retries and the statement helper
+ * (db.h, shared by the db_*.c files only), one db_<table>.c per thing
+ * stored (db_users.c, db_links.c, db_visits.c).
  *
  * The pure modules (json, form, jwt, password, url, id) never log,
  * never exit and never touch a socket: they return a status and, where
@@ -252,7 +254,8 @@ int	rfc3339_format(int64_t us, char *out, size_t outlen);
 int	qr_svg(const char *text, size_t len, struct buf *out);
 
 /* ------------------------------------------------------------------ */
-/* db.c: the worker's persistent MySQL connection                      */
+/* db.c: the worker's persistent MySQL connection; db_users.c,         */
+/* db_links.c, db_visits.c: the statements of each table (db.h)        */
 /* ------------------------------------------------------------------ */
 
 enum db_status {
@@ -289,7 +292,7 @@ struct db_url_change {
 	int64_t		 max_visits;
 };
 
-/* Visits of one link waiting to be added (visits.c -> db.c). */
+/* Visits of one link waiting to be added (visits.c -> db_visits.c). */
 struct db_visits {
 	const char	*id;
 	int64_t		 count;
