@@ -110,6 +110,7 @@ class BenchStack(stackmod.Stack):
         super().__init__(**kw)
         self.side_port = side_port
         self.new_conn = new_conn
+        self.nginx_extra = ""       # directives for the server block
 
     @property
     def side_url(self):
@@ -123,6 +124,10 @@ class BenchStack(stackmod.Stack):
             # measures one per request.
             text = text.replace("fastcgi_keep_conn on;",
                                 "fastcgi_keep_conn off;")
+        if self.nginx_extra:
+            text = text.replace("fastcgi_intercept_errors off;",
+                                "fastcgi_intercept_errors off;\n\t\t" +
+                                self.nginx_extra, 1)
         end = text.rindex("}")      # the end of the http block
         return (text[:end] + SIDE_SERVER % ("%s:%d" % (self.host,
                                                       self.side_port)) +
@@ -752,6 +757,10 @@ def main(argv=None):
                     "0: the stack's)")
     ap.add_argument("--sweep", default="1,8,32,128")
     ap.add_argument("--sweep-rounds", type=int, default=3)
+    ap.add_argument("--variant-rounds", type=int, default=3,
+                    help="rounds of the nginx-to-worker variants (unix "
+                    "socket or TCP, fastcgi_buffering, workers per "
+                    "core); 0: none")
     ap.add_argument("--static-pools", type=int, metavar="N",
                     help="static pools of N auth and N shortener workers "
                     "(auth_workers = shortener_workers = N); by default "
@@ -1055,6 +1064,10 @@ def run(s, args, workdir):
         r["ratio"] = median([b["rps"] / a["rps"] for a, b in zip(ns, rs)])
         res["sweep"].append((c, n, r))
 
+    if args.variant_rounds > 0:
+        res["variants"] = variants(s, w, args, shortd_run, ids1k,
+                                   traffic(points[-1], "zipf"))
+
     # Correctness after the runs: the probe still redirects.
     r = s.http("GET", "/" + probe)
     assert r.status_code == 301, r.status_code
@@ -1066,6 +1079,52 @@ def run(s, args, workdir):
     res["peak"] = peak
     res["runs"] = runs
     return res
+
+
+# What may cost between nginx and the worker, tried in turn (issue 17):
+# (label, shortd.conf overrides, nginx directives).  "%(port)d" is a
+# free TCP port.
+VARIANTS = [
+    ("as shipped: unix socket, kept connections, dynamic pool 2..8", {},
+     ""),
+    ("TCP on 127.0.0.1", {"shortener_listen": "127.0.0.1:%(port)d"}, ""),
+    ("fastcgi_buffering off", {}, "fastcgi_buffering off;"),
+    ("1 worker (static)", {"shortener_workers": "1"}, ""),
+    ("2 workers (static, one per core)", {"shortener_workers": "2"}, ""),
+    ("4 workers (static, two per core)", {"shortener_workers": "4"}, ""),
+]
+
+
+def variants(s, w, args, shortd_run, small, big):
+    """Rounds of, for each variant: restart shortd and nginx with it,
+    then [nginx alone, redirect over the 1k links (cache hits: the
+    nginx-worker path alone), redirect with Zipf ids over the whole
+    table].  -> [(label, {"nginx", "hit", "zipf": [runs]})]."""
+    base = dict(s.base_overrides)
+    out = [(v[0], {"nginx": [], "hit": [], "zipf": []}) for v in VARIANTS]
+    try:
+        for i in range(args.variant_rounds):
+            for (label, conf, extra), (_, r) in zip(VARIANTS, out):
+                say("variant %r, round %d/%d" % (label, i + 1,
+                                                 args.variant_rounds))
+                s.stop_nginx()
+                s.base_overrides = dict(base)
+                s.base_overrides.update({k: v % {
+                    "port": stackmod.free_port()} for k, v in conf.items()})
+                s.nginx_extra = extra
+                s.restart_shortd()
+                s.start_nginx()
+                w.run("redirect", s.url, small, duration=args.warmup)
+                r["nginx"].append(w.run("nginx", s.side_url))
+                r["hit"].append(shortd_run("redirect", s.url, small))
+                r["zipf"].append(shortd_run("redirect", s.url, big))
+    finally:
+        s.stop_nginx()
+        s.base_overrides = base
+        s.nginx_extra = ""
+        s.restart_shortd()
+        s.start_nginx()
+    return out
 
 
 def fsync_time(directory, n=30):
@@ -1507,6 +1566,31 @@ def report(res, args):
         L.append("Target: no worker grows more than %.0f MB: n/a (no "
                  "worker RSS read)." % TARGETS["growth_mb"])
     L.append("")
+
+    if res.get("variants"):
+        L.append("## Between nginx and the worker (%d rounds, each variant "
+                 "after a restart of shortd and nginx with it)" %
+                 args.variant_rounds)
+        L.append("")
+        L.append("Redirects over the 1,000 links of the list owner (all "
+                 "cache hits once warm: what is left is nginx, the FastCGI "
+                 "hop and the worker) and with Zipf ids over the whole "
+                 "table, each as a ratio to nginx alone measured right "
+                 "before it.")
+        L.append("")
+        L.append("| variant | 1k links req/s | × nginx alone | p99 | Zipf, "
+                 "%s links req/s | × nginx alone | p99 |" % "{:,}".format(
+                     res["nlinks"]))
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        for label, r in res["variants"]:
+            h, z = summarize(r["hit"]), summarize(r["zipf"])
+            L.append("| %s | %.0f | %.3f | %s | %.0f | %.3f | %s |" % (
+                label, h["rps"], median([b["rps"] / a["rps"] for a, b in
+                                         zip(r["nginx"], r["hit"])]),
+                fmt_us(h["p99_us"]), z["rps"],
+                median([b["rps"] / a["rps"] for a, b in
+                        zip(r["nginx"], r["zipf"])]), fmt_us(z["p99_us"])))
+        L.append("")
 
     # Sweep.
     L.append("## Connections sweep (redirect over %s links vs nginx alone, "
