@@ -302,15 +302,16 @@ def test_hup_mid_stream_resizes_and_bad_config_keeps_serving(s):
         s.signal_shortd(signal.SIGHUP)
 
         def resized():
-            # Every worker of the old generation gone, of both pools:
-            # an auth worker may still be finishing a hash.
             st = status(s)
             ws = workers_of(st, "shortener")
+            # The auth pool's generation-0 workers too must be gone
+            # (a busy one retires after its request), or one leaving
+            # later looks like a change made by the refused reload.
+            wa = workers_of(st, "auth")
             return (st["generation"] == 1 and len(ws) == 3 and
-                    all(w["generation"] == 1 for w in st["workers"]) and
+                    all(w["generation"] == 1 for w in ws + wa) and
                     len(s.workers("shortener")) == 3 and
-                    set(s.workers("auth")) == {
-                        w["pid"] for w in workers_of(st, "auth")})
+                    len(s.workers("auth")) == len(wa))
         assert _wait(resized, 10, 0.1), \
             "shortener_workers = 3 not in force 10 s after HUP: %r" % (
                 status(s))
@@ -335,9 +336,8 @@ def test_hup_mid_stream_resizes_and_bad_config_keeps_serving(s):
     assert counts["n"] > 10, counts
     st = status(s)
     assert st["generation"] == 1, "a broken file made a new generation"
-    now = set(s.workers("shortener")) | set(s.workers("auth"))
-    assert now == pids, "workers changed after a refused reload: %r -> " \
-        "%r\n%s" % (sorted(pids), sorted(now), s.shortd_log()[-1500:])
+    assert set(s.workers("shortener")) | set(s.workers("auth")) == pids, \
+        "workers changed after a refused reload"
     assert "no_such_key" in s.shortd_log()
     assert s.shortd_running()
     r = s.http("GET", "/" + i)
