@@ -22,7 +22,6 @@ counters, never the TTL, can make a change visible in time.
 """
 
 import functools
-import re
 import signal
 import threading
 import time
@@ -36,7 +35,6 @@ FLUSH_MS = 60000            # ms: visit counts are written when the
                             # holds a worker
 HELD_S = 0.3                # a held worker has handed its connections
                             # over after the master's tick (0.1 s)
-METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 HITS = "shortd_redirect_cache_hits_total"
 HOLD = []                   # token and two links of the case's holder
 ID_KEEP = 64                # longest custom id
@@ -89,14 +87,7 @@ def _holder(s):
 
 
 def _metrics(s):
-    r = s.http("GET", "/metrics", timeout=10)
-    assert r.status_code == 200, "GET /metrics: %s" % _show(r)
-    out = {}
-    for line in r.text.splitlines():
-        m = METRIC_RE.match(line)
-        if line and not line.startswith("#") and m:
-            out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(3))
-    return out
+    return s.metric_totals()
 
 
 def _served(s):

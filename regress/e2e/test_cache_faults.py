@@ -16,7 +16,6 @@ entry holds and some longer.
 
 import os
 import random
-import re
 import signal
 import threading
 import time
@@ -27,20 +26,12 @@ LINKS = 6000                # more than the 4,096 slots of 1 MB
 KILLS = 10
 ANSWERS = 1000              # redirects checked at least
 WORKERS = 4
-METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 YOUNG_S = 5.2               # a worker younger than this dying counts
                             # towards the master's crash back-off
 
 
 def _metrics(s):
-    r = s.http("GET", "/metrics", timeout=10)
-    assert r.status_code == 200, r.text[:200]
-    out = {}
-    for line in r.text.splitlines():
-        m = METRIC_RE.match(line)
-        if line and not line.startswith("#") and m:
-            out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(3))
-    return out
+    return s.metric_totals()
 
 
 def _links(s, prefix, n):
