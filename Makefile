@@ -52,7 +52,8 @@ LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c proto/shcache.c \
 	   workers/status.c \
 	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c \
 	   workers/analytics.c workers/ua.c workers/geoip.c \
-	   workers/db_analytics.c workers/keys.c workers/db_keys.c
+	   workers/db_analytics.c workers/keys.c workers/db_keys.c \
+	   workers/db_search.c workers/linkio.c
 MAINSRC	 = daemon/main.c
 UNITSRC	 = $(wildcard regress/unit/test_*.c)
 FUZZSRC	 = $(wildcard regress/fuzz/fuzz_*.c)

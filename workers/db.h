@@ -33,7 +33,7 @@
 
 #define DB_KEY_MAX	64		/* ids, usernames: VARCHAR(64) */
 #define DB_NODES_MAX	16
-#define DB_STMTS_MAX	64		/* distinct statements a worker keeps */
+#define DB_STMTS_MAX	96		/* distinct statements a worker keeps */
 
 /*
  * Server and client error numbers, spelled here because MySQL's and

@@ -126,7 +126,7 @@ form_pair(const char *s, size_t len, struct field *f, size_t n,
 	struct field	*m;
 	char		*key = NULL, *val = NULL;
 	size_t		 klen, vlen;
-	long		 kl, vl;
+	long		 kl, vl, j;
 	enum body_status st = BODY_OK;
 
 	eq = memchr(s, '=', len);
@@ -159,7 +159,12 @@ form_pair(const char *s, size_t len, struct field *f, size_t n,
 		st = BODY_INVALID;
 		goto out;
 	}
-	if (m->type != FIELD_STRING || (m->nullable && vl == 0)) {
+	if (m->type == FIELD_LIST && !(m->nullable && vl == 0)) {
+		/* "a,b,c"; empty: no items */
+		m->num = vl == 0 ? 0 : 1;
+		for (j = 0; j < vl; j++)
+			m->num += val[j] == ',';
+	} else if (m->type != FIELD_STRING || (m->nullable && vl == 0)) {
 		st = form_typed(m, val, (size_t)vl, err, errlen);
 		goto out;
 	}

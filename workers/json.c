@@ -439,6 +439,8 @@ json_type_name(enum field_type t)
 		return "an integer";
 	case FIELD_BOOL:
 		return "true or false";
+	case FIELD_LIST:
+		return "an array of strings";
 	default:
 		return "a string";
 	}
@@ -475,6 +477,52 @@ json_take_primitive(const struct jdoc *d, const jsmntok_t *v,
 	return BODY_OK;
 }
 
+/* An array of strings for a FIELD_LIST field: its items joined by
+ * ','.  The items are the tokens right after v (strings have no
+ * descendants; any other item is refused before it is skipped). */
+static enum body_status
+json_take_list(const struct jdoc *d, const jsmntok_t *v, struct field *f,
+    char *err, size_t errlen)
+{
+	const jsmntok_t	*it;
+	size_t		 cap = (size_t)(v->end - v->start) + 1, len = 0;
+	long		 n;
+	int		 k, nul;
+
+	if (v->type != JSMN_ARRAY) {
+		json_err(err, errlen, "field '%s' must be an array of strings",
+		    f->names[0]);
+		return BODY_INVALID;
+	}
+	if ((f->value = malloc(cap)) == NULL) {
+		json_err(err, errlen, "out of memory");
+		return BODY_NOMEM;
+	}
+	f->present = 1;
+	for (k = 0; k < v->size; k++) {
+		it = v + 1 + k;
+		if (it->type != JSMN_STRING) {
+			json_err(err, errlen, "field '%s' must be an array of "
+			    "strings", f->names[0]);
+			return BODY_INVALID;
+		}
+		if (k > 0)
+			f->value[len++] = ',';
+		n = json_unescape(d->js + it->start,
+		    (size_t)(it->end - it->start), f->value + len, &nul);
+		if (n < 0 || nul || memchr(f->value + len, ',', (size_t)n)) {
+			json_err(err, errlen, "items of '%s' must not contain "
+			    "NUL or ','", f->names[0]);
+			return BODY_INVALID;
+		}
+		len += (size_t)n;
+	}
+	f->value[len] = '\0';
+	f->len = len;
+	f->num = v->size;
+	return BODY_OK;
+}
+
 /* Store the value token v into field f, as f->type wants it. */
 static enum body_status
 json_take(const struct jdoc *d, const jsmntok_t *v, struct field *f,
@@ -498,6 +546,8 @@ json_take(const struct jdoc *d, const jsmntok_t *v, struct field *f,
 		f->is_null = 1;
 		return BODY_OK;
 	}
+	if (f->type == FIELD_LIST)
+		return json_take_list(d, v, f, err, errlen);
 	if (f->type != FIELD_STRING) {
 		if (v->type != JSMN_PRIMITIVE) {
 			json_err(err, errlen, "field '%s' must be %s",

@@ -47,8 +47,6 @@
 #define FLUSH_LEASE_MS		2000	/* a visit flush's turn, at most */
 #define FLUSH_WAIT_MS		5	/* try again for a turn after */
 #define FLUSH_FORCE_LINKS	1024	/* links waiting: flush anyway */
-#define CURSOR_RAW_MAX		(20 + 1 + ID_MAX)	/* "<us>.<id>" */
-#define CURSOR_MAX		(CURSOR_RAW_MAX / 3 * 4 + 8)
 
 static int	 short_init(struct worker_ctx *);
 static void	 short_handle(struct worker_ctx *, const struct request *,
@@ -166,7 +164,7 @@ short_send(const struct worker_ctx *ctx, struct response *resp, int status,
 
 /* The opaque cursor: base64url of "<created_us>.<id>" of the last item
  * a page showed.  0, or -1 if out does not hold it. */
-static int
+int
 short_cursor_encode(int64_t created_us, const char *id, char *out,
     size_t outlen)
 {
@@ -181,7 +179,7 @@ short_cursor_encode(int64_t created_us, const char *id, char *out,
 }
 
 /* The inverse; -1 for anything a cursor we made cannot look like. */
-static int
+int
 short_cursor_decode(const char *s, size_t len, int64_t *created_us,
     char id[ID_MAX + 1])
 {
@@ -333,7 +331,7 @@ short_expired(const struct db_url *u, int64_t now_us)
 }
 
 /* ,"expires_at":...,"max_visits":...,"state":"active"|"expired" */
-static void
+void
 short_put_limits(struct buf *b, const struct db_url *u, int64_t now_us)
 {
 	buf_puts(b, ",\"expires_at\":");
@@ -404,7 +402,7 @@ short_limits(struct response *resp, const struct field *at,
 
 /* The fields of POST /, in this order. */
 enum { CF_VALUE, CF_ID, CF_REUSE, CF_EXPIRES_AT, CF_EXPIRES_IN,
-    CF_MAX_VISITS, CF_COUNT };
+    CF_MAX_VISITS, CF_TITLE, CF_TAGS, CF_COUNT };
 
 /*
  * The answer to a create: {"id"} in the classic shape, else also
@@ -461,7 +459,13 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 		    .type = FIELD_INT, .nullable = 1 },
 		[CF_MAX_VISITS] = { { "max_visits", NULL },
 		    .type = FIELD_INT, .nullable = 1 },
+		[CF_TITLE] = { { "title", NULL }, .nullable = 1 },
+		[CF_TAGS] = { { "tags", NULL }, .type = FIELD_LIST,
+		    .nullable = 1 },
 	};
+	struct db_meta_change	 mc;
+	struct db_url_new	 nu;
+	char			 tags[TAGS_MAX][TAG_MAX + 1];
 	struct short_limits	 lim;
 	char			 id[ID_MAX + 1], err[128];
 	int64_t			 now_us = short_now_us();
@@ -480,14 +484,15 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 		goto refused;
 	}
 	if (short_limits(resp, &f[CF_EXPIRES_AT], &f[CF_EXPIRES_IN],
-	    &f[CF_MAX_VISITS], now_us, 1, &lim) == -1)
+	    &f[CF_MAX_VISITS], now_us, 1, &lim) == -1 ||
+	    links_meta(resp, &f[CF_TITLE], &f[CF_TAGS], tags, &mc) == -1)
 		goto refused;
 	if (f[CF_REUSE].present && f[CF_REUSE].num) {
 		if (f[CF_ID].present || lim.expires_us != 0 ||
-		    lim.max_visits != 0) {
+		    lim.max_visits != 0 || mc.title != NULL || mc.ntags > 0) {
 			response_error(resp, 400, "error", "reuse cannot be "
-			    "combined with id, expires_at, expires_in or "
-			    "max_visits");
+			    "combined with id, expires_at, expires_in, "
+			    "max_visits, title or tags");
 			goto refused;
 		}
 		if (cred_live(ctx, resp, claims) == -1)
@@ -512,9 +517,20 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 			st = DB_UNAVAILABLE;
 			break;
 		}
-		st = db_url_insert_limited(ctx->db, id, claims->sub,
-		    claims->iat, f[CF_VALUE].value, f[CF_VALUE].len, now_us,
-		    lim.expires_us, lim.max_visits);
+		nu.id = id;
+		nu.owner = claims->sub;
+		nu.issued = claims->iat;
+		nu.value = f[CF_VALUE].value;
+		nu.len = f[CF_VALUE].len;
+		nu.now_us = now_us;
+		nu.expires_us = lim.expires_us;
+		nu.max_visits = lim.max_visits;
+		if (mc.title != NULL || mc.ntags > 0)
+			st = db_url_create_meta(ctx->db, &nu, &mc);
+		else
+			st = db_url_insert_limited(ctx->db, id, claims->sub,
+			    claims->iat, nu.value, nu.len, now_us,
+			    lim.expires_us, lim.max_visits);
 		/* No row: the user is gone or the token revoked (403),
 		 * unless that changed since; then the insert goes again. */
 		if (st == DB_NOTFOUND &&
@@ -553,72 +569,6 @@ refused:
 	(void)cred_live(ctx, resp, claims);
 out:
 	fields_free(f, CF_COUNT);
-}
-
-/* GET / — the caller's links, newest first, a page at a time.  One row
- * more than the page is fetched to know whether another page follows. */
-static void
-short_list(struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, const struct jwt_claims *claims)
-{
-	struct db_url	*items = NULL;
-	struct buf	 b;
-	char		 after[CURSOR_MAX + 2], id[ID_MAX + 1];
-	char		 cursor[CURSOR_MAX + 1];
-	int64_t		 after_us = 0, now_us;
-	size_t		 n = 0, i, shown;
-	long		 limit;
-	int		 alen;
-	enum db_status	 st;
-
-	buf_init(&b);
-	if ((limit = short_limit(ctx, req, resp)) == -1)
-		goto out;
-	alen = request_query(req, "after", after, sizeof(after));
-	if (alen == -2 || (alen > 0 && short_cursor_decode(after,
-	    (size_t)alen, &after_us, id) == -1)) {
-		response_error(resp, 400, "error", "invalid cursor in ?after=");
-		goto out;
-	}
-	if ((items = calloc((size_t)limit + 1, sizeof(*items))) == NULL) {
-		response_unavailable(resp, ctx->cfg->db_retry_after);
-		goto out;
-	}
-	st = db_url_list(ctx->db, claims->sub, after_us, alen > 0 ? id : NULL,
-	    items, (size_t)limit + 1, &n);
-	if (st != DB_OK) {
-		n = 0;
-		response_unavailable(resp, ctx->cfg->db_retry_after);
-		goto out;
-	}
-
-	shown = n > (size_t)limit ? (size_t)limit : n;
-	now_us = short_now_us();
-	buf_puts(&b, "{\"items\":[");
-	for (i = 0; i < shown; i++) {
-		buf_puts(&b, i > 0 ? ",{\"id\":" : "{\"id\":");
-		json_put_str(&b, items[i].id, strlen(items[i].id));
-		buf_puts(&b, ",\"value\":");
-		json_put_str(&b, items[i].value, items[i].len);
-		/* A link with limits shows them and its state; others
-		 * keep the classic {"id","value"}. */
-		if (items[i].expires_us != 0 || items[i].max_visits != 0)
-			short_put_limits(&b, &items[i], now_us);
-		buf_puts(&b, "}");
-	}
-	buf_puts(&b, "],\"next\":");
-	if (n > shown && short_cursor_encode(items[shown - 1].created_us,
-	    items[shown - 1].id, cursor, sizeof(cursor)) == 0)
-		json_put_str(&b, cursor, strlen(cursor));
-	else
-		buf_puts(&b, "null");
-	buf_puts(&b, "}");
-	short_send(ctx, resp, 200, &b);
-out:
-	for (i = 0; i < n; i++)
-		db_url_clear(&items[i]);
-	free(items);
-	buf_free(&b);
 }
 
 /* DELETE / — all of the caller's links; 404 is the classic contract's
@@ -668,7 +618,7 @@ short_collection(struct worker_ctx *ctx, const struct request *req,
 	if (strcmp(m, "DELETE") == 0)
 		short_delete_all(ctx, resp, &claims);
 	else
-		short_list(ctx, req, resp, &claims);
+		links_list(ctx, req, resp, &claims);
 }
 
 /* ------------------------------------------------------------------ */
@@ -855,7 +805,8 @@ short_owned(struct worker_ctx *ctx, struct response *resp, const char *id,
 }
 
 /* The fields of PUT /<id>, in this order. */
-enum { UF_URL, UF_EXPIRES_AT, UF_EXPIRES_IN, UF_MAX_VISITS, UF_COUNT };
+enum { UF_URL, UF_EXPIRES_AT, UF_EXPIRES_IN, UF_MAX_VISITS, UF_TITLE,
+    UF_TAGS, UF_COUNT };
 
 /*
  * PUT /<id> — point a link elsewhere, or change its limits: 404, then
@@ -873,14 +824,19 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 		    .type = FIELD_INT, .nullable = 1 },
 		[UF_MAX_VISITS] = { { "max_visits", NULL },
 		    .type = FIELD_INT, .nullable = 1 },
+		[UF_TITLE] = { { "title", NULL }, .nullable = 1 },
+		[UF_TAGS] = { { "tags", NULL }, .type = FIELD_LIST,
+		    .nullable = 1 },
 	};
+	struct db_meta_change	 mc;
+	char			 tags[TAGS_MAX][TAG_MAX + 1];
 	struct db_url_change	 c;
 	struct short_limits	 lim;
 	struct db_url		 u;
 	struct buf		 b;
 	int64_t			 now_us = short_now_us();
 	enum db_status		 st;
-	int			 limits;
+	int			 limits, meta;
 
 	memset(&u, 0, sizeof(u));
 	memset(&c, 0, sizeof(c));
@@ -890,13 +846,15 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 		goto out;
 	limits = f[UF_EXPIRES_AT].present || f[UF_EXPIRES_IN].present ||
 	    f[UF_MAX_VISITS].present;
-	if (!f[UF_URL].present && !limits) {
+	meta = f[UF_TITLE].present || f[UF_TAGS].present;
+	if (!f[UF_URL].present && !limits && !meta) {
 		response_error(resp, 400, "error", "missing field 'url'");
 		goto out;
 	}
 	if ((f[UF_URL].present && short_url_ok(resp, &f[UF_URL]) == -1) ||
 	    short_limits(resp, &f[UF_EXPIRES_AT], &f[UF_EXPIRES_IN],
-	    &f[UF_MAX_VISITS], now_us, 0, &lim) == -1)
+	    &f[UF_MAX_VISITS], now_us, 0, &lim) == -1 ||
+	    links_meta(resp, &f[UF_TITLE], &f[UF_TAGS], tags, &mc) == -1)
 		goto out;
 	if (f[UF_URL].present) {
 		c.value = f[UF_URL].value;
@@ -907,7 +865,10 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 	c.set_max_visits = lim.set_max_visits;
 	c.max_visits = lim.max_visits;
 	cache_bump(ctx->sbc, id);
-	st = db_url_change(ctx->db, id, &c, now_us);
+	if (meta)
+		st = db_url_change_meta(ctx->db, id, &c, now_us, &mc);
+	else
+		st = db_url_change(ctx->db, id, &c, now_us);
 	cache_bump(ctx->sbc, id);
 	if (st != DB_OK) {
 		short_db_failed(ctx, resp, st);
@@ -927,6 +888,8 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 			u.max_visits = c.max_visits;
 		short_put_limits(&b, &u, now_us);
 	}
+	if (meta)
+		links_put_change(&b, &mc);
 	buf_puts(&b, "}");
 	short_send(ctx, resp, 200, &b);
 out:
@@ -967,13 +930,19 @@ short_stats(struct worker_ctx *ctx, const struct request *req,
 {
 	struct jwt_claims	 claims;
 	struct db_url		 u;
+	struct db_meta		 m;
 	struct buf		 b;
+	enum db_status		 st;
 
 	memset(&u, 0, sizeof(u));
 	buf_init(&b);
 	if (cred_check(ctx, req, resp, &claims) == -1 ||
 	    short_owned(ctx, resp, id, &claims, &u) == -1)
 		goto out;
+	if ((st = db_meta_get(ctx->db, id, &m)) != DB_OK) {
+		short_db_failed(ctx, resp, st);
+		goto out;
+	}
 	buf_puts(&b, "{\"id\":");
 	json_put_str(&b, id, strlen(id));
 	buf_puts(&b, ",\"value\":");
@@ -986,6 +955,7 @@ short_stats(struct worker_ctx *ctx, const struct request *req,
 	buf_puts(&b, ",\"last_visit_at\":");
 	short_put_time(&b, u.last_visit_us);
 	short_put_limits(&b, &u, short_now_us());
+	links_put_meta(&b, &m, 1);
 	buf_puts(&b, "}");
 	short_send(ctx, resp, 200, &b);
 out:

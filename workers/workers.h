@@ -105,7 +105,11 @@ const char *http_reason(int status);
 enum field_type {
 	FIELD_STRING = 0,
 	FIELD_INT,		/* JSON integer (no fraction, no exponent) */
-	FIELD_BOOL		/* JSON true or false */
+	FIELD_BOOL,		/* JSON true or false */
+	FIELD_LIST		/* JSON array of strings without ',' (a
+				   form gives them as one string): value
+				   holds them joined by ',', num counts
+				   them */
 };
 struct field {
 	const char	*names[FIELD_NAMES];	/* NULL-terminated list */
@@ -434,6 +438,64 @@ enum db_status	 db_url_list(struct db *, const char *owner,
 		    size_t max, size_t *n);
 void		 db_url_clear(struct db_url *);
 
+/* db_search.c: titles and tags, the filtered listing, transactions */
+#define TITLE_MAX	200	/* characters */
+#define TAGS_MAX	20	/* tags a link may carry */
+#define TAG_MAX		32	/* [a-z0-9_-] */
+#define TAGS_TEXT_MAX	(TAGS_MAX * (TAG_MAX + 1))
+
+struct db_meta {
+	int	 has_title;
+	char	 title[TITLE_MAX * 4 + 1];	/* UTF-8 */
+	char	 tags[TAGS_TEXT_MAX + 1];	/* '|'-joined; "": none */
+};
+/* What a create or PUT sets: the title when set_title (NULL clears),
+ * the tags when set_tags (none clears). */
+struct db_meta_change {
+	int		 set_title;
+	const char	*title;
+	int		 set_tags;
+	const char	*tags[TAGS_MAX];
+	size_t		 ntags;
+};
+/* A new link, as db_url_insert_limited takes it. */
+struct db_url_new {
+	const char	*id, *owner, *value;
+	size_t		 len;
+	int64_t		 issued, now_us, expires_us, max_visits;
+};
+enum db_sort { SORT_CREATED_DESC, SORT_CREATED_ASC, SORT_VISITS_DESC,
+    SORT_VISITS_ASC };
+struct db_search {
+	const char	*user;
+	enum db_sort	 sort;
+	const char	*tags[TAGS_MAX];	/* links with all of them */
+	size_t		 ntags;
+	const char	*match;		/* FULLTEXT boolean query, or NULL */
+	int64_t		 after_key;	/* the sort key of the cursor */
+	const char	*after_id;	/* NULL: the first page */
+};
+struct db_item {
+	struct db_url	 u;
+	struct db_meta	 m;
+	int64_t		 key;		/* the sort key, for the cursor */
+};
+
+enum db_status	 db_tx_begin(struct db *, uint64_t *gen);
+enum db_status	 db_tx_commit(struct db *, uint64_t gen);
+void		 db_tx_rollback(struct db *, uint64_t gen);
+enum db_status	 db_meta_get(struct db *, const char *id, struct db_meta *);
+enum db_status	 db_url_create_meta(struct db *, const struct db_url_new *,
+		    const struct db_meta_change *);
+enum db_status	 db_url_change_meta(struct db *, const char *id,
+		    const struct db_url_change *, int64_t now_us,
+		    const struct db_meta_change *);
+/* The user's links matching q, in q's order, after its cursor; up to
+ * max in items (clear them with db_items_clear). */
+enum db_status	 db_search(struct db *, const struct db_search *,
+		    struct db_item *, size_t max, size_t *n);
+void		 db_items_clear(struct db_item *, size_t n);
+
 /* db_keys.c: API keys ("sk_<id>_<secret>") and account deletion */
 #define KEY_ID_LEN	12	/* base62 */
 #define KEY_SECRET_LEN	43	/* base62: 256 bits */
@@ -670,6 +732,40 @@ long	 short_limit(const struct worker_ctx *, const struct request *,
 void	 short_send(const struct worker_ctx *, struct response *, int status,
 	    struct buf *);
 void	 short_put_time(struct buf *, int64_t us);
+/* The opaque cursor of a listing: base64url of "<key>.<id>" (key: the
+ * sort key of the page's last item).  0, or -1 (too long, or not a
+ * cursor we made). */
+#define CURSOR_RAW_MAX		(20 + 1 + ID_MAX)
+#define CURSOR_MAX		(CURSOR_RAW_MAX / 3 * 4 + 8)
+int	 short_cursor_encode(int64_t key, const char *id, char *out,
+	    size_t outlen);
+int	 short_cursor_decode(const char *s, size_t len, int64_t *key,
+	    char id[ID_MAX + 1]);
+/* ,"expires_at","max_visits","state" of a link. */
+void	 short_put_limits(struct buf *, const struct db_url *, int64_t now_us);
+
+/* linkio.c: titles and tags, GET / with its filters (?tag=, ?q=,
+ * ?sort=) */
+#define LINKS_Q_MAX	200	/* characters of ?q= */
+#define LINKS_MATCH_MAX	(LINKS_Q_MAX * 4 + 64)
+int	 tag_valid(const char *, size_t);
+int	 tags_split(const char *, size_t, char sep,
+	    char out[TAGS_MAX][TAG_MAX + 1], char *err, size_t errlen);
+int	 title_valid(const char *, size_t);
+int	 search_query(const char *, size_t, char *out, size_t outlen);
+int	 query_all(const char *query, const char *key, char *out,
+	    size_t outlen, size_t max);
+/* The title and tags fields of a body into c (tags pointing into
+ * tags).  0, or -1 with the 400 in resp. */
+int	 links_meta(struct response *, const struct field *title,
+	    const struct field *tags, char tags_buf[TAGS_MAX][TAG_MAX + 1],
+	    struct db_meta_change *c);
+/* ,"title":...,"tags":[...]: when set, or always (null, []). */
+void	 links_put_meta(struct buf *, const struct db_meta *, int always);
+/* The same for what a PUT set. */
+void	 links_put_change(struct buf *, const struct db_meta_change *);
+void	 links_list(struct worker_ctx *, const struct request *,
+	    struct response *, const struct jwt_claims *);
 
 /* analytics.c: visit records and the routes that read them (see the
  * top of analytics.c). */
