@@ -33,10 +33,20 @@
 #define RETENTION_BUSY_MS	60000	/* another session has the lock */
 #define RETENTION_STEP_LINKS	16	/* links looked at per step */
 
-/* Where this worker's pass over the links with visit rows is. */
-struct retention {
-	char	 cursor[ID_MAX + 1];	/* the last link done, "" start */
-	int64_t	 next_ms;		/* CLOCK_MONOTONIC of the next step */
+#define UA_CACHE		256	/* User-Agent classes kept, power of 2 */
+
+/* A worker's analytics state: where its pass over the links with
+ * visit rows is, and the classes of the User-Agents it saw last (a
+ * site's visitors send few distinct ones): a 64-bit hash of the whole
+ * string and its length are the key. */
+struct analytics {
+	char		 cursor[ID_MAX + 1];	/* last link done, "" start */
+	int64_t		 next_ms;	/* CLOCK_MONOTONIC of the next step */
+	struct {
+		uint64_t	 hash;		/* 0: empty */
+		size_t		 len;
+		struct ua_class	 c;
+	} ua[UA_CACHE];
 };
 
 int
@@ -48,8 +58,8 @@ analytics_init(struct worker_ctx *ctx)
 	ctx->analytics = cfg->analytics && cfg->count_visits;
 	if (!ctx->analytics)
 		return 0;
-	if ((ctx->retention = calloc(1, sizeof(*ctx->retention))) == NULL) {
-		log_warnx("out of memory for visit retention");
+	if ((ctx->an = calloc(1, sizeof(*ctx->an))) == NULL) {
+		log_warnx("out of memory for visit analytics");
 		return -1;
 	}
 	if (cfg->geoip_db[0] == '\0')
@@ -68,8 +78,8 @@ analytics_fini(struct worker_ctx *ctx)
 {
 	geoip_close(ctx->geoip);
 	ctx->geoip = NULL;
-	free(ctx->retention);
-	ctx->retention = NULL;
+	free(ctx->an);
+	ctx->an = NULL;
 }
 
 /*
@@ -81,7 +91,7 @@ analytics_fini(struct worker_ctx *ctx)
  * cursor, and the lock makes them take turns.
  */
 static void
-analytics_retention_step(struct worker_ctx *ctx, struct retention *r,
+analytics_retention_step(struct worker_ctx *ctx, struct analytics *r,
     int64_t now_ms)
 {
 	char		 id[ID_MAX + 1];
@@ -124,7 +134,7 @@ analytics_retention_step(struct worker_ctx *ctx, struct retention *r,
 int
 analytics_tick(struct worker_ctx *ctx, int64_t now_ms)
 {
-	struct retention	*r = ctx->retention;
+	struct analytics	*r = ctx->an;
 	int64_t			 left;
 
 	if (r == NULL || ctx->db == NULL)
@@ -140,6 +150,34 @@ analytics_tick(struct worker_ctx *ctx, int64_t now_ms)
 	return left < 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
 }
 
+/* The class of User-Agent ua (may be NULL), from the worker's cache
+ * or ua.c. */
+static void
+analytics_ua(struct analytics *a, const char *ua, struct ua_class *c)
+{
+	uint64_t	 h = 14695981039346656037ULL;
+	size_t		 len, i;
+
+	if (ua == NULL || a == NULL) {
+		ua_classify(ua, ua != NULL ? strlen(ua) : 0, c);
+		return;
+	}
+	for (len = 0; ua[len] != '\0'; len++) {
+		h ^= (unsigned char)ua[len];
+		h *= 1099511628211ULL;
+	}
+	h |= 1;
+	i = (size_t)(h >> 32) & (UA_CACHE - 1);
+	if (a->ua[i].hash == h && a->ua[i].len == len) {
+		*c = a->ua[i].c;
+		return;
+	}
+	ua_classify(ua, len, c);
+	a->ua[i].hash = h;
+	a->ua[i].len = len;
+	a->ua[i].c = *c;
+}
+
 int
 analytics_visit(const struct worker_ctx *ctx, const struct request *req,
     int64_t now_us, struct visit_rec *r, char ref[REFERER_HOST_MAX + 1])
@@ -150,7 +188,7 @@ analytics_visit(const struct worker_ctx *ctx, const struct request *req,
 	memset(r, 0, sizeof(*r));
 	r->at_ms = now_us / 1000;
 	h = request_param(req, "HTTP_USER_AGENT");
-	ua_classify(h, h != NULL ? strlen(h) : 0, &c);
+	analytics_ua(ctx->an, h, &c);
 	r->browser = c.browser;
 	r->os = c.os;
 	r->device = c.device;

@@ -591,7 +591,7 @@ struct worker_ctx {
 						   region; NULL: none */
 	struct cache		*cache;		/* shortener; NULL: off */
 	int			 analytics;	/* shortener: record visits */
-	struct retention	*retention;	/* analytics.c's, NULL: none */
+	struct analytics	*an;		/* analytics.c's, NULL: off */
 	struct geoip		*geoip;		/* shortener; NULL: no country */
 	/* Hand the worker's idle kept connections to the pool's other
 	 * workers: a service calls it before work no request waits for
