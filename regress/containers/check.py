@@ -460,6 +460,20 @@ class Phases:
         self.times.append((name, time.time() - t0))
         return v
 
+    def run_all(self):
+        """self.main(), then the failed names and "N passed, N failed"
+        -> the exit status."""
+        try:
+            self.main()
+        except KeyboardInterrupt:
+            self.t.fail("interrupted")
+        t = self.t
+        if t.failed:
+            print("\nfailed:\n" + "".join("  %s\n" % n for n in t.failed),
+                  end="")
+        print("%d passed, %d failed" % (t.passed, len(t.failed)), flush=True)
+        return 1 if t.failed else 0
+
     def print_times(self, t_all):
         say("timings:")
         for name, secs in self.times:
@@ -825,15 +839,7 @@ def main():
         sys.exit("check-containers: port %d is in use (make run?); "
                  "use --port" % args.port)
     c = Checks(args.port, args.keep)
-    try:
-        c.main()
-    except KeyboardInterrupt:
-        c.t.fail("interrupted")
-    t = c.t
-    if t.failed:
-        print("\nfailed:\n" + "".join("  %s\n" % n for n in t.failed), end="")
-    print("%d passed, %d failed" % (t.passed, len(t.failed)), flush=True)
-    return 1 if t.failed else 0
+    return c.run_all()
 
 
 if __name__ == "__main__":
