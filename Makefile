@@ -333,7 +333,7 @@ install: shortd
 	chmod 644 $(DESTDIR)$(UNITDIR)/shortd.service
 	install -m 644 etc/shortd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shortd.conf
 	install -m 644 sql/schema.sql docs/openapi.yaml $(DESTDIR)$(DATADIR)/
-	sed -e 's|/usr/share/shortd|$(DATADIR)|g' sql/mariadb-setup.sql \
+	sed -e 's|/usr/share/shortd|$(DATADIR)|g' etc/mariadb-setup.sql \
 	    > $(DESTDIR)$(DATADIR)/mariadb-setup.sql
 	chmod 644 $(DESTDIR)$(DATADIR)/mariadb-setup.sql
 	install -d $(DESTDIR)$(DATADIR)/www
