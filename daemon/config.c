@@ -109,7 +109,8 @@ static const struct ckey keys[] = {
 	I("redirect_status", redirect_status, 301, 308, "301"),
 	I("redirect_max_age", redirect_max_age, 0, 365 * 86400, "300"),
 	B("legacy_redirect", legacy_redirect, "no"),
-	I("redirect_cache", redirect_cache, 0, 1048576, "1024"),
+	I("redirect_cache", redirect_cache, 0, 1048576, "1"),
+	I("redirect_cache_mb", redirect_cache_mb, 0, 65536, "64"),
 	I("redirect_cache_ttl", redirect_cache_ttl, 1, 3600000, "1000"),
 	I("list_default_limit", list_default_limit, 1, 1000, "100"),
 	I("list_max_limit", list_max_limit, 1, 1000, "1000"),
@@ -117,6 +118,8 @@ static const struct ckey keys[] = {
 	S("public_url", public_url, ""),
 	B("count_visits", count_visits, "yes"),
 	I("visits_flush_ms", visits_flush_ms, 10, 60000, "1000"),
+	B("analytics", analytics, "yes"),
+	S("geoip_db", geoip_db, ""),
 	I("qr_max_age", qr_max_age, 0, 365 * 86400, "86400"),
 };
 
@@ -502,6 +505,10 @@ config_validate(struct config *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (config_public_url(c, err, errlen) == -1)
+		return -1;
+	/* Only the shortener pool reads it, and only for analytics. */
+	if (c->pool[POOL_SHORTENER].enabled && c->analytics &&
+	    c->count_visits && geoip_check(c->geoip_db, err, errlen) == -1)
 		return -1;
 	return config_secret(c, err, errlen);
 }

@@ -4,6 +4,7 @@
  *	/		GET, HEAD (list), POST (create), DELETE (all)	🔒
  *	/<id>		GET, HEAD (redirect, public), PUT, DELETE	🔒 but GET
  *	/<id>/stats	GET, HEAD (visit counts)			🔒
+ *	/<id>/visits	GET, HEAD (visit records: analytics.c)		🔒
  *	/<id>/qr	GET, HEAD (SVG QR code of the short URL, public)
  *
  * The link features (custom ids, expiry, visit limits, reuse, stats,
@@ -15,7 +16,7 @@
  * are counted one by one in the database so the limit holds.
  *
  * Redirects of links without a visit limit are answered from the
- * worker's cache (cache.c) while no change of the link was made since
+ * pool's shared cache (cache.c) while no change of the link was made since
  * it was read: every change below bumps the link's version before its
  * write and again after it, before the answer goes out.
  *
@@ -72,7 +73,7 @@ struct short_limits {
 	int64_t	 max_visits;	/* 0: no limit */
 };
 
-static int64_t
+int64_t
 short_now_us(void)
 {
 	struct timespec	 ts;
@@ -187,7 +188,7 @@ short_token_live(const struct worker_ctx *ctx, struct response *resp,
 
 /* Both halves of the token check: 0 and the claims, or -1 with the
  * 403 (or 503) in resp. */
-static int
+int
 short_token(const struct worker_ctx *ctx, const struct request *req,
     struct response *resp, struct jwt_claims *claims)
 {
@@ -238,7 +239,7 @@ short_url_ok(struct response *resp, const struct field *f)
  * Send a finished JSON document built in b (NUL-terminated here).  A
  * buffer that ran out of memory becomes a 503, never a truncated body.
  */
-static void
+void
 short_send(const struct worker_ctx *ctx, struct response *resp, int status,
     struct buf *b)
 {
@@ -300,7 +301,7 @@ short_cursor_decode(const char *s, size_t len, int64_t *created_us,
 
 /* ?limit=: 1..list_max_limit, absent or empty gives the default.
  * The number, or -1 with the 400 in resp. */
-static long
+long
 short_limit(const struct worker_ctx *ctx, const struct request *req,
     struct response *resp)
 {
@@ -398,7 +399,7 @@ short_base(const struct worker_ctx *ctx, const struct request *req,
 }
 
 /* Append a time as an RFC 3339 string, 0 as null. */
-static void
+void
 short_put_time(struct buf *b, int64_t us)
 {
 	char	 t[RFC3339_MAX];
@@ -792,26 +793,33 @@ short_header_safe(const char *v, size_t len)
  * limit is reached, whichever worker or host serves the visit: 0
  * counted, 1 the limit was reached meanwhile (410), -1 the database
  * failed (503).  Other links are counted in this worker's memory,
- * flushed by short_tick(): no database write on this path.
+ * flushed by short_tick(): no database write on this path.  With
+ * analytics the visit is also recorded (analytics.c), and a bot's is
+ * recorded only: never counted, so it uses up no limit.
  */
 static int
-short_count(struct worker_ctx *ctx, const struct db_url *u, int64_t now_us)
+short_count(struct worker_ctx *ctx, const struct request *req,
+    const struct db_url *u, int64_t now_us)
 {
-	enum db_status	 st;
+	struct visit_rec	 rec;
+	char			 ref[REFERER_HOST_MAX + 1];
+	enum db_status		 st;
+	int			 bot = 0;
 
-	if (u->max_visits == 0) {
-		if (ctx->visits != NULL)
-			(void)visits_add(ctx->visits, u->id, now_us,
-			    short_mono_ms());
-		return 0;
-	}
-	if ((st = db_url_hit(ctx->db, u->id, now_us)) == DB_OK)
-		return 0;
-	return st == DB_NOTFOUND ? 1 : -1;
+	if (ctx->visits != NULL && ctx->analytics)
+		bot = analytics_visit(ctx, req, now_us, &rec, ref);
+	if (u->max_visits != 0 && !bot &&
+	    (st = db_url_hit(ctx->db, u->id, now_us)) != DB_OK)
+		return st == DB_NOTFOUND ? 1 : -1;
+	if (ctx->visits != NULL && (ctx->analytics || u->max_visits == 0))
+		(void)visits_record(ctx->visits, u->id,
+		    u->max_visits == 0 && !bot, ctx->analytics ? &rec : NULL,
+		    now_us, short_mono_ms());
+	return 0;
 }
 
 /*
- * The cached answer for id, if the worker's cache has a good one: 0
+ * The cached answer for id, if the pool's cache has a good one: 0
  * and hit filled as a view (hit->value is url, nothing to clear), or
  * -1.  The visit limit of a cached link is none: links with one are
  * never cached.
@@ -821,13 +829,14 @@ short_cached(struct worker_ctx *ctx, const char *id,
     const struct cache_stamp *stamp, int64_t now_ms,
     char url[CACHE_VALUE_MAX + 1], struct db_url *hit)
 {
+	int	 got;
+
 	memset(hit, 0, sizeof(*hit));
-	if (cache_get(ctx->cache, id, stamp, now_ms, url, &hit->len,
-	    &hit->expires_us) == -1) {
-		cache_count(ctx->sbc, 0);
+	got = cache_get(ctx->cache, id, stamp, now_ms, url, &hit->len,
+	    &hit->expires_us);
+	cache_count(ctx->sbc, got);
+	if (got != 0)
 		return -1;
-	}
-	cache_count(ctx->sbc, 1);
 	memcpy(hit->id, id, strlen(id) + 1);
 	hit->value = url;
 	return 0;
@@ -838,7 +847,7 @@ short_cached(struct worker_ctx *ctx, const char *id,
  * 301 with the body only, for clients that follow redirects.  An
  * expired link answers 410 and is not counted; HEAD is never counted
  * (link checkers and previews must not use up a limited link).  The
- * link comes from the worker's cache when it holds it (stamped before
+ * link comes from the pool's cache when it holds it (stamped before
  * the database is read, see cache.c), the answer is the same. */
 static void
 short_redirect(struct worker_ctx *ctx, const struct request *req,
@@ -875,7 +884,7 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 	}
 	now_us = short_now_us();
 	if (short_expired(link, now_us) || (strcmp(req->method, "GET") == 0 &&
-	    (c = short_count(ctx, link, now_us)) == 1)) {
+	    (c = short_count(ctx, req, link, now_us)) == 1)) {
 		response_error(resp, 410, "expired",
 		    "this short URL has expired");
 		goto out;
@@ -923,7 +932,7 @@ out:
  * Look up id for a change by the token's user: 0 with u filled, or -1
  * with the 404 (unknown id) or 403 (someone else's) in resp.
  */
-static int
+int
 short_owned(struct worker_ctx *ctx, struct response *resp, const char *id,
     const struct jwt_claims *claims, struct db_url *u)
 {
@@ -1184,7 +1193,7 @@ short_item(struct worker_ctx *ctx, const struct request *req,
 		short_delete(ctx, resp, id, &claims);
 }
 
-/* /<id>/stats and /<id>/qr: GET and HEAD only. */
+/* /<id>/stats, /<id>/visits and /<id>/qr: GET and HEAD only. */
 static void
 short_sub(struct worker_ctx *ctx, const struct request *req,
     struct response *resp, const char *id, const char *sub)
@@ -1194,6 +1203,8 @@ short_sub(struct worker_ctx *ctx, const struct request *req,
 		response_bad_method(resp, ALLOW_SUB);
 	else if (strcmp(sub, "stats") == 0)
 		short_stats(ctx, req, resp, id);
+	else if (strcmp(sub, "visits") == 0)
+		analytics_visits(ctx, req, resp, id);
 	else
 		short_qr(ctx, req, resp, id);
 }
@@ -1212,12 +1223,20 @@ short_init(struct worker_ctx *ctx)
 		log_warnx("out of memory for visit counts");
 		return -1;
 	}
+	if (analytics_init(ctx) == -1) {
+		visits_free(ctx->visits);
+		ctx->visits = NULL;
+		return -1;
+	}
 	/* The cache needs the shared versions, which come with the
-	 * scoreboard. */
-	if (cfg->redirect_cache > 0 && ctx->sbc != NULL &&
-	    (ctx->cache = cache_new((size_t)cfg->redirect_cache,
+	 * scoreboard, and the pool's region, which the master maps. */
+	if (cfg->redirect_cache != 0 && ctx->sbc != NULL &&
+	    ctx->cachemap != NULL && ctx->cachemap->base != NULL &&
+	    (ctx->cache = cache_attach(ctx->cachemap->base,
+	    ctx->cachemap->bytes, ctx->cachemap->seed,
 	    cfg->redirect_cache_ttl)) == NULL) {
 		log_warnx("out of memory for the redirect cache");
+		analytics_fini(ctx);
 		visits_free(ctx->visits);
 		ctx->visits = NULL;
 		return -1;
@@ -1276,6 +1295,7 @@ short_fini(struct worker_ctx *ctx)
 {
 	cache_free(ctx->cache);
 	ctx->cache = NULL;
+	analytics_fini(ctx);
 	if (ctx->visits == NULL)
 		return;
 	visits_flush(ctx->visits, ctx->db, short_mono_ms());
@@ -1310,12 +1330,13 @@ short_handle(struct worker_ctx *ctx, const struct request *req,
 		idlen = (size_t)(slash - p);
 		len -= idlen + 1;
 		if (id_valid(p, idlen) && ((len == 5 &&
-		    memcmp(slash + 1, "stats", 5) == 0) || (len == 2 &&
+		    memcmp(slash + 1, "stats", 5) == 0) || (len == 6 &&
+		    memcmp(slash + 1, "visits", 6) == 0) || (len == 2 &&
 		    memcmp(slash + 1, "qr", 2) == 0))) {
 			memcpy(id, p, idlen);
 			id[idlen] = '\0';
 			short_sub(ctx, req, resp, id, len == 2 ? "qr" :
-			    "stats");
+			    len == 6 ? "visits" : "stats");
 		} else
 			short_not_found(resp, "no such path");
 	}

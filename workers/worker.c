@@ -479,8 +479,9 @@ static void
 log_request(const struct worker *w, const struct request *req,
     const struct response *resp, int64_t started)
 {
-	log_debug("#%llu %s %s %s -> %d (%lld ms)",
-	    (unsigned long long)w->nreq, req->remote_addr, req->method,
+	/* No client address: shortd never logs (nor stores) one. */
+	log_debug("#%llu %s %s -> %d (%lld ms)",
+	    (unsigned long long)w->nreq, req->method,
 	    req->uri, resp->status, (long long)(now_ms() - started));
 }
 
@@ -1106,7 +1107,8 @@ worker_between(struct worker *w, uint64_t max_requests)
  */
 int
 worker_main(const struct config *cfg, const struct service *svc,
-    int listen_fd, const int *handoff, struct scoreboard *sb, int slot)
+    int listen_fd, const int *handoff, struct scoreboard *sb, int slot,
+    const struct shc_map *cachemap)
 {
 	struct epoll_event	 evs[MAX_EVENTS];
 	struct worker		 w;
@@ -1121,6 +1123,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 	w.ctx.cfg = cfg;
 	w.ctx.sb = sb;
 	w.ctx.sbc = sb != NULL ? &sb->cache : NULL;
+	w.ctx.cachemap = cachemap;
 	w.ctx.let_go = worker_let_go;
 	w.lim.max_params = cfg->max_params;
 	w.lim.max_body = cfg->max_body;
