@@ -353,13 +353,13 @@ def test_stats_counts(s):
     j = s.shorten(tok, url + "/other")
     st = _stats(s, tok, i)
     assert st["visits"] == 0 and st["last_visit_at"] is None, st
-    # ... and the period's summary of visit analytics
-    # (test_analytics.py).
+    # ... the period's summary of visit analytics (test_analytics.py)
+    # and the title and tags (test_search.py).
     assert set(st) == {"id", "value", "visits", "created_at", "updated_at",
                        "last_visit_at", "expires_at", "max_visits",
                        "state", "since", "until", "by_day", "bots",
                        "referers", "countries", "browsers", "os",
-                       "devices"}, st
+                       "devices", "title", "tags"}, st
     assert st["id"] == i and st["value"] == url and st["state"] == "active"
     created = _parse_time(st["created_at"])
     assert abs(created - time.time()) < 600, st
