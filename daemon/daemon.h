@@ -133,6 +133,8 @@ int	pool_listen(const char *spec, unsigned mode, int backlog,
 struct shc_map;
 int	pool_cache_map(struct shc_map *, size_t mb, char *err, size_t errlen);
 void	pool_cache_unmap(struct shc_map *);
+/* Map, remap or unmap it as cfg says (at start and on reload). */
+void	pool_cache_config(struct shc_map *, const struct config *);
 
 /* health.c: one FastCGI request to a pool's socket -> HTTP status,
  * or -1 with the reason in err (for `shortd -H`). */

@@ -823,26 +823,6 @@ master_nworkers(const struct master *m)
 	return n;
 }
 
-/* The shortener pool's shared redirect cache as cfg wants it: mapped
- * anew when its size changes (the workers of the old generation keep
- * the old map until they exit), kept warm across reloads otherwise.
- * A map that fails leaves the pool without a cache, not without
- * redirects. */
-static void
-master_cache(struct master *m, const struct config *cfg)
-{
-	char	 err[256];
-	size_t	 mb = 0;
-
-	if (cfg->pool[POOL_SHORTENER].enabled && cfg->redirect_cache != 0)
-		mb = (size_t)cfg->redirect_cache_mb;
-	if ((mb << 20) == m->cache.bytes)
-		return;
-	pool_cache_unmap(&m->cache);
-	if (pool_cache_map(&m->cache, mb, err, sizeof(err)) == -1)
-		log_warnx("%s; redirects go to the database", err);
-}
-
 static void
 master_reload(struct master *m)
 {
@@ -863,7 +843,7 @@ master_reload(struct master *m)
 		return;
 	}
 	master_adopt(m, &nc, newfd);
-	master_cache(m, &nc);
+	pool_cache_config(&m->cache, &nc);
 	m->cfg = nc;
 	log_init(m->cfg.log_file, m->cfg.log_level, "master");
 	/* The new generation starts as large as the old one was (within
@@ -1031,7 +1011,7 @@ master_run(const char *file, struct config *cfg, int foreground)
 		m.lfd[i] = -1;
 	log_init(m.cfg.log_file, m.cfg.log_level, "master");
 	master_scoreboard(&m);
-	master_cache(&m, &m.cfg);
+	pool_cache_config(&m.cache, &m.cfg);
 	master_handoff(&m);
 
 	if (master_bind(&m, &m.cfg, newfd, err, sizeof(err)) == -1)

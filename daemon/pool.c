@@ -177,3 +177,22 @@ pool_cache_unmap(struct shc_map *cm)
 		munmap(cm->base, cm->bytes);
 	memset(cm, 0, sizeof(*cm));
 }
+
+/* The shortener pool's cache as cfg wants it: mapped anew when its
+ * size changes (the workers of the old generation keep the old map
+ * until they exit), kept warm across reloads otherwise.  A map that
+ * fails leaves the pool without a cache, not without redirects. */
+void
+pool_cache_config(struct shc_map *cm, const struct config *cfg)
+{
+	char	 err[256];
+	size_t	 mb = 0;
+
+	if (cfg->pool[POOL_SHORTENER].enabled && cfg->redirect_cache != 0)
+		mb = (size_t)cfg->redirect_cache_mb;
+	if ((mb << 20) == cm->bytes)
+		return;
+	pool_cache_unmap(cm);
+	if (pool_cache_map(cm, mb, err, sizeof(err)) == -1)
+		log_warnx("%s; redirects go to the database", err);
+}

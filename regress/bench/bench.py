@@ -1065,8 +1065,14 @@ def run(s, args, workdir):
         res["sweep"].append((c, n, r))
 
     if args.variant_rounds > 0:
-        res["variants"] = variants(s, w, args, shortd_run, ids1k,
-                                   traffic(points[-1], "zipf"))
+        # A variant that fails costs its table, not the whole report.
+        try:
+            res["variants"] = variants(s, w, args, shortd_run,
+                                       traffic(args.list_links, "uniform"),
+                                       traffic(points[-1], "zipf"))
+        except (RuntimeError, stackmod.StackError) as e:
+            say("variants failed: %s" % e)
+            res["variants_error"] = str(e)[:500]
 
     # Correctness after the runs: the probe still redirects.
     r = s.http("GET", "/" + probe)
@@ -1590,6 +1596,11 @@ def report(res, args):
                 fmt_us(h["p99_us"]), z["rps"],
                 median([b["rps"] / a["rps"] for a, b in
                         zip(r["nginx"], r["zipf"])]), fmt_us(z["p99_us"])))
+        L.append("")
+
+    if res.get("variants_error"):
+        L.append("The variants between nginx and the worker failed: `%s`" %
+                 res["variants_error"].replace("\n", " "))
         L.append("")
 
     # Sweep.
