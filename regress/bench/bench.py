@@ -1064,6 +1064,12 @@ def run(s, args, workdir):
         r["ratio"] = median([b["rps"] / a["rps"] for a, b in zip(ns, rs)])
         res["sweep"].append((c, n, r))
 
+    # Memory at idle with the cache as the runs left it (the variants
+    # restart shortd).
+    say("waiting for the pools to settle")
+    res["idle_after"] = wait_idle(s, conf)
+    res["mem_after"] = shortd_memory(s)
+    rss_sample()
     if args.variant_rounds > 0:
         # A variant that fails costs its table, not the whole report.
         try:
@@ -1078,10 +1084,6 @@ def run(s, args, workdir):
     r = s.http("GET", "/" + probe)
     assert r.status_code == 301, r.status_code
     res["nginx_errors"] = nginx_errors(s)
-    say("waiting for the pools to settle")
-    res["idle_after"] = wait_idle(s, conf)
-    res["mem_after"] = shortd_memory(s)
-    rss_sample()
     res["peak"] = peak
     res["runs"] = runs
     return res
