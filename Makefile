@@ -38,14 +38,15 @@ SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 	   -fno-omit-frame-pointer
 
 HDRS	 = proto/proto.h proto/scoreboard.h daemon/daemon.h workers/workers.h \
-	   workers/db.h
+	   workers/db.h workers/worker.h
 LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
-	   daemon/health.c \
+	   daemon/health.c daemon/startup.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
 	   workers/id.c workers/db.c workers/db_users.c workers/db_links.c \
 	   workers/db_visits.c workers/auth.c workers/shortener.c \
+	   workers/short_input.c workers/short_sub.c workers/handoff.c \
 	   workers/status.c \
 	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c
 MAINSRC	 = daemon/main.c

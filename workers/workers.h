@@ -1,10 +1,25 @@
 /*
- * workers/ — everything that runs inside a worker process: the accept
- * loop, the request object and response builder, the two services and
- * their pure helpers (json, form, jwt, password, url, id) and the
- * database: db.c the connection, its retries and the statement helper
- * (db.h, shared by the db_*.c files only), one db_<table>.c per thing
- * stored (db_users.c, db_links.c, db_visits.c).
+ * workers/ — everything that runs inside a worker process.  The map:
+ *
+ *   worker.c                the loop: accept, read, run the service, write
+ *   handoff.c               idle kept connections passed to another worker
+ *                           (worker.h: what the two share)
+ *   request.c               the request object and the response builder
+ *   body.c json.c form.c    request bodies into fields
+ *   jwt.c password.c        tokens (HS256) and password hashes (argon2id)
+ *   url.c id.c timefmt.c qr.c
+ *                           targets, ids, RFC 3339 times, QR codes
+ *   auth.c                  the auth service (/users)
+ *   shortener.c             the shortener service: routes, links, visit counts
+ *   short_input.c           its requests checked: token, body, limits, paging
+ *   short_sub.c             its sub-routes /<id>/stats and /<id>/qr
+ *   visits.c                visit counts kept in memory and flushed
+ *   cache.c                 the redirect cache
+ *   status.c                the status service (/metrics, /status)
+ *   db.c                    the database connection, retries, statement helper
+ *                           (db.h: shared by the db_*.c files only)
+ *   db_users.c db_links.c db_visits.c
+ *                           one file per thing stored
  *
  * The pure modules (json, form, jwt, password, url, id) never log,
  * never exit and never touch a socket: they return a status and, where
@@ -470,6 +485,63 @@ struct service {
 extern const struct service auth_service;		/* auth.c */
 extern const struct service shortener_service;	/* shortener.c */
 extern const struct service status_service;	/* status.c */
+
+/* ------------------------------------------------------------------ */
+/* The shortener service: shortener.c (routes, links, visit counts),  */
+/* short_input.c (what a request brings, checked), short_sub.c        */
+/* (/<id>/stats, /<id>/qr).  The checks return 0, or -1 with the      */
+/* refusal (400, 403, 503) in resp.                                    */
+/* ------------------------------------------------------------------ */
+
+#define BASE_MAX	600	/* scheme://host[:port][/path] */
+#define CURSOR_RAW_MAX	(20 + 1 + ID_MAX)	/* "<us>.<id>" */
+#define CURSOR_MAX	(CURSOR_RAW_MAX / 3 * 4 + 8)	/* its base64url */
+
+/* A link's expiry and visit limit as a request sets them. */
+struct short_limits {
+	int	 set_expires;
+	int64_t	 expires_us;	/* 0: never */
+	int	 set_max_visits;
+	int64_t	 max_visits;	/* 0: no limit */
+};
+
+/* short_input.c */
+int	short_token_verify(const struct worker_ctx *, const struct request *,
+	    struct response *, struct jwt_claims *);
+int	short_token_live(const struct worker_ctx *, struct response *,
+	    const struct jwt_claims *);
+int	short_token(const struct worker_ctx *, const struct request *,
+	    struct response *, struct jwt_claims *);
+int	short_body(const struct worker_ctx *, const struct request *,
+	    struct response *, struct field *, size_t n);
+int	short_url_ok(struct response *, const struct field *);
+int	short_limits(struct response *, const struct field *at,
+	    const struct field *in, const struct field *max, int64_t now_us,
+	    int creating, struct short_limits *);
+/* ?limit=: the page size, or -1. */
+long	short_limit(const struct worker_ctx *, const struct request *,
+	    struct response *);
+int	short_cursor_encode(int64_t created_us, const char *id, char *out,
+	    size_t outlen);
+int	short_cursor_decode(const char *, size_t, int64_t *created_us,
+	    char id[ID_MAX + 1]);
+
+/* shortener.c: what the routes share */
+int64_t	short_now_us(void);
+void	short_db_failed(const struct worker_ctx *, struct response *,
+	    enum db_status);
+void	short_send(const struct worker_ctx *, struct response *, int status,
+	    struct buf *);
+int	short_base(const struct worker_ctx *, const struct request *,
+	    char *out, size_t outlen);
+void	short_put_time(struct buf *, int64_t us);
+void	short_put_limits(struct buf *, const struct db_url *, int64_t now_us);
+int	short_owned(struct worker_ctx *, struct response *, const char *id,
+	    const struct jwt_claims *, struct db_url *);
+
+/* short_sub.c: sub is "stats" or "qr" */
+void	short_sub(struct worker_ctx *, const struct request *,
+	    struct response *, const char *id, const char *sub);
 
 /* worker.c: runs in the child; returns only to exit.  handoff is the
  * pool's handoff socket pair ([0] to send, [1] to receive), or NULL.
