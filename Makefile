@@ -11,6 +11,9 @@
 #                   cluster behind two shortd instances and one nginx
 #   make check-containers
 #                   build Dockerfile.multi, run docker-compose.yml (podman)
+#   make deb        the Debian package, in build/deb/ (DEB_VERSION=...)
+#   make check-vm   that package installed and run under systemd, in a
+#                   booted Debian container (podman)
 #   make deps       install the Debian packages the build and tests need
 #   make bench      benchmarks against the real stack (not part of check)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -77,7 +80,7 @@ build/shortd-asan: $(ASAN_OBJ) build/asan/daemon/main.o
 
 build/rel/%.o: %.c $(HDRS) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -c -o $@ $<
 
 build/asan/%.o: %.c $(HDRS) | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -262,6 +265,30 @@ deps-containers:
 	@$(MAKE) --no-print-directory deps DEB_BUILD= \
 	    DEB_TEST="$(DEB_CONTAINERS)" DEPS_STAMP=build/.deps-containers
 
+# The Debian package, built with Debian's tools (debian/: debhelper's
+# dh) from a copy of the tree in build/deb/src, so the worktree stays
+# clean; the .deb, .changes and .buildinfo land in build/deb/.  Lintian
+# checks the result and any error (E:) fails the build.  DEB_VERSION
+# (default: debian/changelog's) is what `make check-vm` bumps to test an
+# upgrade.
+DEB_PKG	 = build-essential debhelper dpkg-dev lintian
+DEB_SRC	 = Makefile daemon proto workers etc man docs sql www debian
+DEB_VERSION ?= $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+.PHONY: deb deps-deb check-vm
+deb: $(DEPS_STAMP) deps-deb
+	rm -rf build/deb/src && mkdir -p build/deb/src
+	tar cf - $(DEB_SRC) | tar xf - -C build/deb/src
+	sed -i '1s/([^)]*)/($(DEB_VERSION))/' build/deb/src/debian/changelog
+	cd build/deb/src && dpkg-buildpackage -b -us -uc \
+	    > ../dpkg-buildpackage.log 2>&1 || { \
+	    tail -40 ../dpkg-buildpackage.log; exit 1; }
+	lintian --fail-on error build/deb/shortd_$(DEB_VERSION)_*.changes
+	@ls build/deb/shortd_$(DEB_VERSION)_*.deb
+
+deps-deb:
+	@$(MAKE) --no-print-directory deps DEB_BUILD= DEB_TEST="$(DEB_PKG)" \
+	    DEPS_STAMP=build/.deps-deb
+
 # Benchmarks: the release build behind the same private stack as the
 # tests, measured with wrk and plotted with gnuplot (regress/bench/).
 DEB_BENCH = wrk gnuplot-nox
@@ -295,6 +322,30 @@ install: shortd
 	chmod 644 $(DESTDIR)$(UNITDIR)/shortd.service
 	install -m 644 etc/shortd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shortd.conf
 	install -m 644 sql/schema.sql docs/openapi.yaml $(DESTDIR)$(DATADIR)/
+	sed -e 's|/usr/share/shortd|$(DATADIR)|g' sql/mariadb-setup.sql \
+	    > $(DESTDIR)$(DATADIR)/mariadb-setup.sql
+	chmod 644 $(DESTDIR)$(DATADIR)/mariadb-setup.sql
+	install -d $(DESTDIR)$(DATADIR)/www
+	install -m 644 www/* $(DESTDIR)$(DATADIR)/www/
+
+# The nginx site of the Debian package: the http block of the tests'
+# template (etc/nginx-local.conf.in) with the package's paths, so the
+# two cannot drift apart.
+build/nginx-site.conf: etc/nginx-site.head etc/nginx-local.conf.in
+	@mkdir -p $(@D)
+	{ cat etc/nginx-site.head; sed -e '1,/^http {/d' -e '$$d' \
+	    -e '/@PREFIX@/d' -e 's/^\t//' \
+	    -e 's/server_name localhost;/server_name _;/' \
+	    -e 's/@LISTEN@/80/' -e 's/@MAX_BODY@/64k/' \
+	    -e 's/@LOGIN_RATE@/10r\/s/' -e 's/@LOGIN_BURST@/20/' \
+	    -e 's|@AUTH_SOCK@|unix:/run/shortd/auth.sock|' \
+	    -e 's|@SHORTENER_SOCK@|unix:/run/shortd/shortener.sock|' \
+	    -e 's|@STATUS_SOCK@|unix:/run/shortd/status.sock|' \
+	    -e 's|@WWW_ROOT@|/usr/share/shortd/www|' \
+	    etc/nginx-local.conf.in; } > $@.tmp
+	@if grep -n '@[A-Z_]*@' $@.tmp; then \
+	    echo "$@: a placeholder is left"; exit 1; fi
+	mv $@.tmp $@
 
 clean:
 	rm -rf build shortd regress/out

@@ -79,6 +79,7 @@ static const struct ckey keys[] = {
 	    0, 3600, "30"),
 	{ "listen_mode", C_MODE, offsetof(struct config, listen_mode), 0,
 	  0, 0777, "0660" },
+	S("listen_group", listen_group, ""),
 	I("listen_backlog", listen_backlog, 1, 65535, "1024"),
 	S("status_listen", status_listen, "/run/shortd/status.sock"),
 

@@ -41,6 +41,7 @@ struct config {
 	/* process */
 	char	 user[64];		/* drop privileges to ("" = stay) */
 	char	 group[64];
+	char	 listen_group[64];	/* of the unix sockets ("" = group) */
 	char	 pid_file[512];
 	char	 log_file[512];		/* "" = stderr */
 	int	 log_level;		/* 0 err, 1 warn, 2 info, 3 debug */

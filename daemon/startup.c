@@ -61,20 +61,49 @@ notify_reloading(void)
 	notify(msg);
 }
 
+/* The gid of a group named in the configuration, or fatal. */
+static gid_t
+group_id(const char *name)
+{
+	struct group	*gr;
+
+	if ((gr = getgrnam(name)) == NULL)
+		fatalx("group %s: no such group", name);
+	return gr->gr_gid;
+}
+
+/* Give the unix sockets to uid and the listen_group (gid when it is
+ * empty): the front end's user, in that group, can then connect
+ * without being in the group shortd runs as. */
+static void
+chown_sockets(const struct config *cfg, uid_t uid, gid_t gid)
+{
+	const char	*spec, *path;
+	int		 i;
+
+	if (cfg->listen_group[0] != '\0')
+		gid = group_id(cfg->listen_group);
+	for (i = 0; i < NLISTEN; i++)
+		if ((spec = pool_listen_spec(cfg, i)) != NULL &&
+		    (path = pool_unix_path(spec)) != NULL &&
+		    chown(path, uid, gid) == -1)
+			fatal("chown %s", path);
+}
+
 void
 drop_privileges(const struct config *cfg)
 {
 	struct passwd	*pw;
-	struct group	*gr;
 	uid_t		 uid;
 	gid_t		 gid;
-	const char	*spec, *path;
-	int		 i;
 
 	if (cfg->user[0] == '\0') {
-		if (geteuid() == 0)
+		if (geteuid() == 0) {
 			log_warnx("running as root: set user (and group) so "
 			    "that workers run unprivileged");
+			if (cfg->listen_group[0] != '\0')
+				chown_sockets(cfg, 0, 0);
+		}
 		return;
 	}
 	if (geteuid() != 0) {
@@ -86,16 +115,9 @@ drop_privileges(const struct config *cfg)
 		fatalx("user %s: no such user", cfg->user);
 	uid = pw->pw_uid;
 	gid = pw->pw_gid;
-	if (cfg->group[0] != '\0') {
-		if ((gr = getgrnam(cfg->group)) == NULL)
-			fatalx("group %s: no such group", cfg->group);
-		gid = gr->gr_gid;
-	}
-	for (i = 0; i < NLISTEN; i++)
-		if ((spec = pool_listen_spec(cfg, i)) != NULL &&
-		    (path = pool_unix_path(spec)) != NULL &&
-		    chown(path, uid, gid) == -1)
-			fatal("chown %s", path);
+	if (cfg->group[0] != '\0')
+		gid = group_id(cfg->group);
+	chown_sockets(cfg, uid, gid);
 	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
 	    setresuid(uid, uid, uid) == -1)
 		fatal("dropping privileges to %s", cfg->user);

@@ -255,3 +255,64 @@ def test_sd_notify_ready_reloading_stopping(s):
         except OSError:
             pass
         s.restart_shortd()
+
+
+def test_package_nginx_site_loads_in_debian_nginx_conf(s):
+    """The Debian package's nginx site (made from the tests' template)
+    is included into the http block of Debian's own nginx.conf: it must
+    load there with no error and no warning (a directive nginx.conf
+    sets too, such as default_type, would be a duplicate)."""
+    p = _run(["make", "-s", "build/nginx-site.conf"])
+    assert p.returncode == 0, p.stdout
+    site = os.path.join(TOP, "build", "nginx-site.conf")
+    text = open(site).read()
+    assert "@" not in re.sub(r"[#].*", "", text).replace("$", ""), \
+        "a placeholder is left in %s" % site
+    for want in ("unix:/run/shortd/auth.sock",
+                 "unix:/run/shortd/shortener.sock",
+                 "unix:/run/shortd/status.sock",
+                 "alias /usr/share/shortd/www/;", "listen 80;"):
+        assert want in text, "%s lacks %r" % (site, want)
+    tmp = tempfile.mkdtemp(prefix="shortd-site-")
+    try:
+        conf = open("/etc/nginx/nginx.conf").read()
+        assert "include /etc/nginx/sites-enabled/*;" in conf, conf
+        # Debian's file with the site in place of sites-enabled, and
+        # nothing written outside tmp (modules are not needed).
+        conf = conf.replace("include /etc/nginx/sites-enabled/*;",
+                            "include %s;" % site)
+        conf = re.sub(r"^pid .*", "pid %s/nginx.pid;" % tmp, conf,
+                      flags=re.M)
+        conf = re.sub(r"^(\s*)(access_log|error_log) .*",
+                      r"\1\2 %s/log;" % tmp, conf, flags=re.M)
+        conf = re.sub(r"^include /etc/nginx/modules-enabled/.*", "", conf,
+                      flags=re.M)
+        path = os.path.join(tmp, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        p = _run(["nginx", "-t", "-c", path, "-p", tmp, "-e",
+                  os.path.join(tmp, "log")])
+        assert p.returncode == 0 and "[warn]" not in p.stdout and \
+            "[emerg]" not in p.stdout, "nginx -t with the site:\n" + p.stdout
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_listen_group_owns_the_sockets(s):
+    """listen_group gives the unix sockets to the front end's group (the
+    Debian package sets www-data), whatever group shortd runs as."""
+    import grp
+    assert os.geteuid() == 0, "the suite runs as root (chown to a group)"
+    gid = grp.getgrnam("nogroup").gr_gid
+    try:
+        s.restart_shortd({"listen_group": "nogroup"})
+        for path in (s.auth_sock, s.shortener_sock, s.status_sock):
+            st = os.stat(path)
+            assert st.st_gid == gid, "%s: gid %d, not nogroup's %d" % (
+                path, st.st_gid, gid)
+        r = s.http("GET", "/nosuchid")
+        assert r.status_code == 404, (r.status_code, r.content[:200])
+    finally:
+        s.restart_shortd()
+    st = os.stat(s.auth_sock)
+    assert st.st_gid != gid or os.getegid() == gid, "listen_group stuck"
