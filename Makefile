@@ -40,9 +40,9 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 	   -fno-omit-frame-pointer
 
-HDRS	 = proto/proto.h proto/scoreboard.h daemon/daemon.h workers/workers.h \
-	   workers/db.h workers/worker.h
-LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
+HDRS	 = proto/proto.h proto/scoreboard.h proto/shcache.h daemon/daemon.h \
+	   workers/workers.h workers/db.h workers/worker.h
+LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c proto/shcache.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
 	   daemon/health.c daemon/startup.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \

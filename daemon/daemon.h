@@ -84,7 +84,9 @@ struct config {
 	int	 redirect_status;	/* 301, 302, 307, 308 */
 	int	 redirect_max_age;	/* s, Cache-Control on redirects */
 	int	 legacy_redirect;	/* 301 + body, no Location */
-	int	 redirect_cache;	/* links cached per worker, 0: off */
+	int	 redirect_cache;	/* 0: off (the old per-worker size,
+					   otherwise ignored) */
+	int	 redirect_cache_mb;	/* the pool's shared cache, 0: off */
 	int	 redirect_cache_ttl;	/* ms, bound for other writers */
 	int	 list_default_limit;
 	int	 list_max_limit;
@@ -128,6 +130,14 @@ int	pool_listen(const char *spec, unsigned mode, int backlog,
 	    char *err, size_t errlen);
 const char *pool_unix_path(const char *spec);
 const char *pool_listen_spec(const struct config *, int i);
+
+/* pool.c: the shortener pool's shared redirect cache, mapped by the
+ * master before it forks (mb MiB; 0 maps nothing).  0, or -1 with err
+ * filled.  pool_cache_unmap() forgets the map; workers forked from it
+ * keep their own. */
+struct shc_map;
+int	pool_cache_map(struct shc_map *, size_t mb, char *err, size_t errlen);
+void	pool_cache_unmap(struct shc_map *);
 
 /* health.c: one FastCGI request to a pool's socket -> HTTP status,
  * or -1 with the reason in err (for `shortd -H`). */

@@ -84,6 +84,8 @@ struct master {
 	struct slot	*slots;
 	size_t		 nslots;
 	struct scoreboard *sb;		/* shared with every child */
+	struct shc_map	 cache;		/* the shortener pool's redirect
+					   cache, shared by its workers */
 	uint8_t		*sb_used;	/* SB_SLOTS flags */
 	unsigned	 gen;
 	int		 stopping;
@@ -301,7 +303,8 @@ master_spawn(struct master *m, int p)
 		close(sigpipe_w);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		_exit(worker_main(&m->cfg, svc, lfd, p != STATUS_POOL &&
-		    m->hand[p][0] != -1 ? m->hand[p] : NULL, m->sb, sbi));
+		    m->hand[p][0] != -1 ? m->hand[p] : NULL, m->sb, sbi,
+		    p == POOL_SHORTENER ? &m->cache : NULL));
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid == -1) {
@@ -693,6 +696,26 @@ master_nworkers(const struct master *m)
 	return n;
 }
 
+/* The shortener pool's shared redirect cache as cfg wants it: mapped
+ * anew when its size changes (the workers of the old generation keep
+ * the old map until they exit), kept warm across reloads otherwise.
+ * A map that fails leaves the pool without a cache, not without
+ * redirects. */
+static void
+master_cache(struct master *m, const struct config *cfg)
+{
+	char	 err[256];
+	size_t	 mb = 0;
+
+	if (cfg->pool[POOL_SHORTENER].enabled && cfg->redirect_cache != 0)
+		mb = (size_t)cfg->redirect_cache_mb;
+	if ((mb << 20) == m->cache.bytes)
+		return;
+	pool_cache_unmap(&m->cache);
+	if (pool_cache_map(&m->cache, mb, err, sizeof(err)) == -1)
+		log_warnx("%s; redirects go to the database", err);
+}
+
 static void
 master_reload(struct master *m)
 {
@@ -713,6 +736,7 @@ master_reload(struct master *m)
 		return;
 	}
 	master_adopt(m, &nc, newfd);
+	master_cache(m, &nc);
 	m->cfg = nc;
 	log_init(m->cfg.log_file, m->cfg.log_level, "master");
 	/* The new generation starts as large as the old one was (within
@@ -780,6 +804,7 @@ master_cleanup(struct master *m)
 	free(m->sb_used);
 	if (m->sb != NULL)
 		munmap(m->sb, sb_size(SB_SLOTS));
+	pool_cache_unmap(&m->cache);
 }
 
 /* The scoreboard: shared with every child forked from here on. */
@@ -818,6 +843,7 @@ master_run(const char *file, struct config *cfg, int foreground)
 		m.lfd[i] = -1;
 	log_init(m.cfg.log_file, m.cfg.log_level, "master");
 	master_scoreboard(&m);
+	master_cache(&m, &m.cfg);
 	master_handoff(&m);
 
 	if (master_bind(&m, &m.cfg, newfd, err, sizeof(err)) == -1)

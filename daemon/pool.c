@@ -3,6 +3,8 @@
  * binds them once and keeps them open across reloads; workers inherit
  * them at fork.
  */
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "../proto/shcache.h"
 
 static int
 listen_unix(const char *path, unsigned mode, int backlog, char *err,
@@ -146,4 +149,53 @@ pool_listen_spec(const struct config *cfg, int i)
 	if (i < POOL_COUNT)
 		return cfg->pool[i].enabled ? cfg->pool[i].listen : NULL;
 	return cfg->status_listen[0] != '\0' ? cfg->status_listen : NULL;
+}
+
+/*
+ * The shortener pool's redirect cache: mb MiB of shared memory, mapped
+ * before the workers are forked so that they all see the same slots
+ * (workers/cache.c, proto/shcache.h).  A memfd names it in
+ * /proc/<pid>/maps ("shortd-cache"); where memfd_create is refused,
+ * anonymous shared memory does as well.  Pages cost nothing until a
+ * link is stored in them.  The seed of the slots' checksums is random
+ * per map.
+ */
+int
+pool_cache_map(struct shc_map *cm, size_t mb, char *err, size_t errlen)
+{
+	size_t	 bytes = mb << 20;
+	void	*p;
+	int	 fd;
+
+	memset(cm, 0, sizeof(*cm));
+	if (mb == 0)
+		return 0;
+	if ((fd = memfd_create("shortd-cache", MFD_CLOEXEC)) != -1 &&
+	    ftruncate(fd, (off_t)bytes) == -1) {
+		close(fd);
+		fd = -1;
+	}
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, fd == -1 ?
+	    MAP_SHARED | MAP_ANONYMOUS : MAP_SHARED, fd, 0);
+	if (fd != -1)
+		close(fd);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "redirect cache: mmap %zu MiB: %s", mb,
+		    strerror(errno));
+		return -1;
+	}
+	if (getrandom(&cm->seed, sizeof(cm->seed), 0) !=
+	    (ssize_t)sizeof(cm->seed))
+		cm->seed = (uint64_t)(uintptr_t)p ^ (uint64_t)getpid();
+	cm->base = p;
+	cm->bytes = bytes;
+	return 0;
+}
+
+void
+pool_cache_unmap(struct shc_map *cm)
+{
+	if (cm->base != NULL)
+		munmap(cm->base, cm->bytes);
+	memset(cm, 0, sizeof(*cm));
 }

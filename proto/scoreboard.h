@@ -18,8 +18,9 @@
  *             latency histogram, restarts by reason, and so on.  Any
  *             process of the pool adds to them with relaxed atomic
  *             increments (lock-free on every platform shortd builds on).
- *   cache     the shared half of the shortener workers' redirect cache
- *             (workers/cache.c): one version counter per bucket of ids
+ *   cache     the version half of the shortener pool's redirect cache
+ *             (workers/cache.c; its entries live in a region of their
+ *             own, proto/shcache.h): one version counter per bucket of ids
  *             and an epoch, which every change of a link bumps and
  *             every cached redirect is checked against, and the
  *             cache's hit and miss counts.  It lives as long as the
@@ -90,13 +91,14 @@ struct sb_pool {
 /* Buckets of ids for the redirect cache's version counters (a power
  * of two).  Each worker that serves redirects touches these pages, so
  * they count in its RSS: 16 KiB.  A change of a link invalidates the
- * cached links of its bucket only, 1/4096 of each worker's cache (a
- * quarter of an entry of the default 1024). */
+ * cached links of its bucket only, 1/4096 of the cache. */
 #define SB_CACHE_BUCKETS	4096
 
 struct sb_cache {
 	_Atomic uint64_t hits;		/* redirects answered from a cache */
 	_Atomic uint64_t misses;	/* looked up, read from the database */
+	_Atomic uint64_t corrupt;	/* of the misses: an entry failed its
+					   checksum */
 	/* The counters change on every redirect, the rest rarely: keep
 	 * them off the cache line of epoch. */
 	unsigned char	 pad[64];

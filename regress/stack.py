@@ -934,6 +934,19 @@ class Stack:
                 pass
         return out
 
+    def metric_totals(self):
+        """GET /metrics -> {name: the sum of its samples over labels}."""
+        r = self.http("GET", "/metrics", timeout=10)
+        assert r.status_code == 200, "GET /metrics: %d %r" % (
+            r.status_code, r.content[:200])
+        out = {}
+        for line in r.text.splitlines():
+            m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{.*\})? (\S+)$',
+                         line)
+            if m and not line.startswith("#"):
+                out[m.group(1)] = out.get(m.group(1), 0) + float(m.group(2))
+        return out
+
     def unique(self, prefix="u"):
         with self._lock:
             self._unique += 1

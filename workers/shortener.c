@@ -16,7 +16,7 @@
  * are counted one by one in the database so the limit holds.
  *
  * Redirects of links without a visit limit are answered from the
- * worker's cache (cache.c) while no change of the link was made since
+ * pool's shared cache (cache.c) while no change of the link was made since
  * it was read: every change below bumps the link's version before its
  * write and again after it, before the answer goes out.
  *
@@ -539,7 +539,7 @@ short_count(struct worker_ctx *ctx, const struct request *req,
 }
 
 /*
- * The cached answer for id, if the worker's cache has a good one: 0
+ * The cached answer for id, if the pool's cache has a good one: 0
  * and hit filled as a view (hit->value is url, nothing to clear), or
  * -1.  The visit limit of a cached link is none: links with one are
  * never cached.
@@ -549,13 +549,14 @@ short_cached(struct worker_ctx *ctx, const char *id,
     const struct cache_stamp *stamp, int64_t now_ms,
     char url[CACHE_VALUE_MAX + 1], struct db_url *hit)
 {
+	int	 got;
+
 	memset(hit, 0, sizeof(*hit));
-	if (cache_get(ctx->cache, id, stamp, now_ms, url, &hit->len,
-	    &hit->expires_us) == -1) {
-		cache_count(ctx->sbc, 0);
+	got = cache_get(ctx->cache, id, stamp, now_ms, url, &hit->len,
+	    &hit->expires_us);
+	cache_count(ctx->sbc, got);
+	if (got != 0)
 		return -1;
-	}
-	cache_count(ctx->sbc, 1);
 	memcpy(hit->id, id, strlen(id) + 1);
 	hit->value = url;
 	return 0;
@@ -566,7 +567,7 @@ short_cached(struct worker_ctx *ctx, const char *id,
  * 301 with the body only, for clients that follow redirects.  An
  * expired link answers 410 and is not counted; HEAD is never counted
  * (link checkers and previews must not use up a limited link).  The
- * link comes from the worker's cache when it holds it (stamped before
+ * link comes from the pool's cache when it holds it (stamped before
  * the database is read, see cache.c), the answer is the same. */
 static void
 short_redirect(struct worker_ctx *ctx, const struct request *req,
@@ -816,9 +817,11 @@ short_init(struct worker_ctx *ctx)
 		return -1;
 	}
 	/* The cache needs the shared versions, which come with the
-	 * scoreboard. */
-	if (cfg->redirect_cache > 0 && ctx->sbc != NULL &&
-	    (ctx->cache = cache_new((size_t)cfg->redirect_cache,
+	 * scoreboard, and the pool's region, which the master maps. */
+	if (cfg->redirect_cache != 0 && ctx->sbc != NULL &&
+	    ctx->cachemap != NULL && ctx->cachemap->base != NULL &&
+	    (ctx->cache = cache_attach(ctx->cachemap->base,
+	    ctx->cachemap->bytes, ctx->cachemap->seed,
 	    cfg->redirect_cache_ttl)) == NULL) {
 		log_warnx("out of memory for the redirect cache");
 		analytics_fini(ctx);

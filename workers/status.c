@@ -354,14 +354,19 @@ status_metrics(const struct worker_ctx *ctx, struct buf *b)
 		    status_pools[p], (unsigned long long)
 		    ld(&sb->pool[p].handoffs));
 	metric_head(b, "shortd_redirect_cache_hits_total", "counter",
-	    "Redirects answered from a shortener worker's cache.");
+	    "Redirects answered from the shortener pool's cache.");
 	buf_printf(b, "shortd_redirect_cache_hits_total %llu\n",
 	    (unsigned long long)ld(&sb->cache.hits));
 	metric_head(b, "shortd_redirect_cache_misses_total", "counter",
-	    "Redirects looked up in a worker's cache and read from the "
+	    "Redirects looked up in the pool's cache and read from the "
 	    "database.");
 	buf_printf(b, "shortd_redirect_cache_misses_total %llu\n",
 	    (unsigned long long)ld(&sb->cache.misses));
+	metric_head(b, "shortd_redirect_cache_corrupt_total", "counter",
+	    "Cache entries found with a wrong checksum: emptied, and the "
+	    "link read from the database.");
+	buf_printf(b, "shortd_redirect_cache_corrupt_total %llu\n",
+	    (unsigned long long)ld(&sb->cache.corrupt));
 	metric_head(b, "shortd_listen_queue", "gauge",
 	    "Connections waiting to be accepted on the pool's socket.");
 	for (p = 0; p < SB_POOLS; p++)

@@ -780,7 +780,8 @@ worker_between(struct worker *w, uint64_t max_requests)
  */
 int
 worker_main(const struct config *cfg, const struct service *svc,
-    int listen_fd, const int *handoff, struct scoreboard *sb, int slot)
+    int listen_fd, const int *handoff, struct scoreboard *sb, int slot,
+    const struct shc_map *cachemap)
 {
 	struct epoll_event	 evs[MAX_EVENTS];
 	struct worker		 w;
@@ -795,6 +796,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 	w.ctx.cfg = cfg;
 	w.ctx.sb = sb;
 	w.ctx.sbc = sb != NULL ? &sb->cache : NULL;
+	w.ctx.cachemap = cachemap;
 	w.ctx.let_go = worker_let_go;
 	w.lim.max_params = cfg->max_params;
 	w.lim.max_body = cfg->max_body;

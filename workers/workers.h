@@ -37,6 +37,7 @@
 #include "../daemon/daemon.h"
 #include "../proto/proto.h"
 #include "../proto/scoreboard.h"
+#include "../proto/shcache.h"
 
 struct db;
 
@@ -489,11 +490,14 @@ void		 visits_flush(struct visits *, struct db *, int64_t now_ms);
 size_t		 visits_pending(const struct visits *);	/* links */
 
 /* ------------------------------------------------------------------ */
-/* cache.c: the shortener workers' redirect cache, checked against     */
-/* version counters in the scoreboard (see the top of cache.c)         */
+/* cache.c: the redirect cache a shortener pool's workers share,       */
+/* checked against version counters in the scoreboard (see cache.c)    */
 /* ------------------------------------------------------------------ */
 
-#define CACHE_VALUE_MAX	224	/* bytes of id and URL an entry holds */
+#define CACHE_VALUE_MAX	SHC_DATA	/* bytes of id and URL an entry holds */
+#define CACHE_MISS	(-1)	/* cache_get: not there, or not current */
+#define CACHE_CORRUPT	(-2)	/* cache_get: an entry failed its checksum
+				   (now emptied) */
 
 struct cache;
 
@@ -504,22 +508,30 @@ struct cache_stamp {
 	uint32_t	 ver;		/* of the id's bucket */
 };
 
-/* A cache for up to entries links, each answering for ttl_ms at most.
- * NULL if entries is 0 or memory ran out. */
+/* A cache in the bytes at mem (shared memory the caller mapped; every
+ * process that attaches to it must pass the same seed), each entry
+ * answering for ttl_ms at most.  NULL if mem holds no slot or memory
+ * ran out.  cache_free() frees the handle, not mem. */
+struct cache	*cache_attach(void *mem, size_t bytes, uint64_t seed,
+		    int ttl_ms);
+/* The same in private memory of its own, for up to entries links. */
 struct cache	*cache_new(size_t entries, int ttl_ms);
 void		 cache_free(struct cache *);
+size_t		 cache_slots(const struct cache *);
 /* Readers: the stamp of id, to be taken before the database read. */
 void		 cache_stamp(const struct sb_cache *, const char *id,
 		    struct cache_stamp *);
 /* id's target (NUL-terminated in value), its length and expiry, if an
  * entry for id was stored with the same stamp less than the TTL before
- * now_ms (CLOCK_MONOTONIC): 0, else -1. */
+ * now_ms (CLOCK_MONOTONIC): 0, else CACHE_MISS or CACHE_CORRUPT. */
 int		 cache_get(const struct cache *, const char *id,
 		    const struct cache_stamp *, int64_t now_ms,
 		    char value[CACHE_VALUE_MAX + 1], size_t *len,
 		    int64_t *expires_us);
 /* Keep what the database answered for id, with the stamp taken before
- * the read and now_ms from then.  0, or -1 if it does not fit. */
+ * the read and now_ms from then, in place of the oldest entry it may
+ * go to.  0, or -1 if it does not fit or another process is writing
+ * there. */
 int		 cache_put(struct cache *, const char *id,
 		    const struct cache_stamp *, int64_t now_ms,
 		    const char *value, size_t len, int64_t expires_us);
@@ -527,8 +539,8 @@ int		 cache_put(struct cache *, const char *id,
  * links.  A NULL sb_cache (no scoreboard) is allowed. */
 void		 cache_bump(struct sb_cache *, const char *id);
 void		 cache_bump_all(struct sb_cache *);
-/* Count a lookup for /metrics: a hit, or a miss. */
-void		 cache_count(struct sb_cache *, int hit);
+/* Count a lookup for /metrics: what cache_get returned. */
+void		 cache_count(struct sb_cache *, int got);
 
 /* ------------------------------------------------------------------ */
 /* geoip.c: the visitor's country from a MaxMind DB (libmaxminddb)     */
@@ -554,6 +566,8 @@ struct worker_ctx {
 	struct visits		*visits;	/* shortener; NULL: not counted */
 	struct sb_cache		*sbc;		/* the scoreboard's, shared by all
 						   workers; NULL: none */
+	const struct shc_map	*cachemap;	/* the pool's shared cache
+						   region; NULL: none */
 	struct cache		*cache;		/* shortener; NULL: off */
 	int			 analytics;	/* shortener: record visits */
 	struct geoip		*geoip;		/* shortener; NULL: no country */
@@ -665,6 +679,7 @@ void	short_sub(struct worker_ctx *, const struct request *,
  * the pools (the status process), which writes nothing to the
  * scoreboard. */
 int	worker_main(const struct config *, const struct service *,
-	    int listen_fd, const int *handoff, struct scoreboard *, int slot);
+	    int listen_fd, const int *handoff, struct scoreboard *, int slot,
+	    const struct shc_map *);
 
 #endif /* SHORTD_WORKERS_H */

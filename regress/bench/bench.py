@@ -3,30 +3,34 @@
 yardstick (`make bench`; never part of `make check`).
 
     bench.py --shortd ./shortd --hashtime build/bench/hashtime
-             [--duration 5] [--rounds 5] [--warmup 3] [--links 1000000]
-             [--buffer-pool-mb 256] [--sweep 1,8,32,128]
-             [--static-pools N] [--set KEY=VALUE]
+             [--duration 5] [--rounds 5] [--warmup 3] [--links 10000000]
+             [--traffic both|uniform|zipf] [--buffer-pool-mb MB]
+             [--sweep 1,8,32,128] [--static-pools N] [--set KEY=VALUE]
              [--out regress/bench/results.md] [--png regress/bench/results.png]
 
 It starts the same private stack as the e2e tests (regress/stack.py:
 MariaDB, shortd, nginx on private sockets and ports) with the release
 build, plus one extra server in the same nginx on a side port that
 answers `return 301` itself: "nginx alone", the ceiling of anything
-behind that nginx.  Then:
+behind that nginx.  MariaDB gets the settings an operator would give
+it for the largest table (a buffer pool that holds it, a 1 GiB redo
+log: docs/performance.md).  Then:
 
  1. three users through the API (the list owner, the creator, the one
     who logs in) and 1,000 links of the list owner by multi-row INSERT;
- 2. phase 1k: rounds of [nginx alone, redirect over the 1,000 ids];
- 3. 999,000 more links of a bulk user by LOAD DATA LOCAL INFILE (ids
-    random base62, as shortd makes them), so the table holds 1,000,000;
- 4. phase 1M: rounds of [nginx alone, redirect over all 1M ids, create,
-    list, login], and one argon2id verification timed per round by
-    hashtime (shortd's own password.c, the configured parameters);
- 5. a sweep of nginx alone and redirect (1M) over 1/8/32/128 connections;
- 6. RSS (and PSS) of every shortd process at idle before and after the
-    runs, each worker's RSS after every run, the CPU time and context
-    switches per request of nginx, shortd and mariadbd, and how the
-    loaded pool's workers spent the runs.
+ 2. for each table size (1k, 1M, 10M: the list owner's links, then
+    bulk links added by LOAD DATA LOCAL INFILE up to --links): rounds
+    of [nginx alone, redirect with uniform ids, redirect with Zipf ids
+    (s = 1, ranks shuffled over the table)], with the redirect cache's
+    hits and MariaDB's statements and row writes per redirect; at 1M
+    also create, list and login, and one argon2id verification timed
+    per round by hashtime (shortd's own password.c);
+ 3. a sweep of nginx alone and redirect (uniform, the whole table) over
+    1/8/32/128 connections;
+ 4. RSS (and PSS) of every shortd process at idle before and after the
+    runs, each worker's private RSS after every run, the CPU time and
+    context switches per request of nginx, shortd and mariadbd, and how
+    the loaded pool's workers spent the runs.
 
 The pools are the shipped ones (etc/shortd.conf: dynamic, 2..8 workers
 each, grown and shrunk by the master as load comes and goes) unless
@@ -72,6 +76,10 @@ TARGETS = {
     "create": 0.05,
     "login": 0.9,           # x cores / one hash
     "idle_mb": 30.0,        # all shortd processes, default pools
+    "zipf": 0.45,           # x nginx alone, Zipf traffic, 1M and 10M
+    "uniform_flat": 0.9,    # uniform 10M / uniform 1M
+    "uniform": 0.25,        # x nginx alone, uniform traffic, 10M
+    "cache_mb": 100.0,      # all shortd processes with the cache filled
     "growth_mb": 1.0,       # per worker over the runs
 }
 
@@ -102,6 +110,7 @@ class BenchStack(stackmod.Stack):
         super().__init__(**kw)
         self.side_port = side_port
         self.new_conn = new_conn
+        self.nginx_extra = ""       # directives for the server block
 
     @property
     def side_url(self):
@@ -115,6 +124,10 @@ class BenchStack(stackmod.Stack):
             # measures one per request.
             text = text.replace("fastcgi_keep_conn on;",
                                 "fastcgi_keep_conn off;")
+        if self.nginx_extra:
+            text = text.replace("fastcgi_intercept_errors off;",
+                                "fastcgi_intercept_errors off;\n\t\t" +
+                                self.nginx_extra, 1)
         end = text.rindex("}")      # the end of the http block
         return (text[:end] + SIDE_SERVER % ("%s:%d" % (self.host,
                                                       self.side_port)) +
@@ -136,7 +149,15 @@ def proc_kb(pid, field, path="status"):
 
 def memory(pid):
     return {"rss": proc_kb(pid, "VmRSS"),
-            "pss": proc_kb(pid, "Pss", "smaps_rollup")}
+            "pss": proc_kb(pid, "Pss", "smaps_rollup"),
+            "shmem": proc_kb(pid, "RssShmem")}
+
+
+def private_rss(pid):
+    """RSS less the shared memory the master mapped (the scoreboard and
+    the redirect cache, RssShmem): what the worker itself holds."""
+    rss, shm = proc_kb(pid, "VmRSS"), proc_kb(pid, "RssShmem")
+    return None if rss is None else rss - (shm or 0)
 
 
 def read_stat(path):
@@ -464,30 +485,112 @@ def load_small(s, owner, n, seen):
     return ids
 
 
-def load_bulk(s, owner, n, seen, workdir):
-    """n links of owner by LOAD DATA LOCAL INFILE -> their ids."""
-    ids = random_ids(n, seen)
-    ids.sort()          # primary key order: appends, not page splits
+# The bench's bulk links: index k is the id base62(BULK_OFFSET + k *
+# BULK_STRIDE) in 7 characters, so ids are spread over the whole key
+# space as shortd's random ones are, sort as their indexes do (a load
+# in index order appends to the primary key), and need no list in
+# memory (redirect.lua makes them the same way).  Up to 100 M links.
+BULK_OFFSET = 104729
+BULK_STRIDE = 62 ** 7 // 100000000
+BULK_CHUNK = 1000000        # rows per LOAD DATA (one transaction each)
+MAIN_LINKS = 1000000        # create, list and login run at this point
+LOG_FILE_MB = 1024          # innodb_log_file_size for the run
+
+
+def bulk_id(k):
+    x = BULK_OFFSET + k * BULK_STRIDE
+    out = []
+    for _ in range(7):
+        x, d = divmod(x, 62)
+        out.append(B62[d])
+    return "".join(reversed(out))
+
+
+def coprime(n):
+    """A multiplier that permutes 0..n-1 (redirect.lua's Zipf ranks)."""
+    for a in (1000003, 999983, 999979, 999961):
+        if n % a:
+            return a
+    raise ValueError(n)
+
+
+def scale_points(links, list_links):
+    """Table sizes measured: the list owner's links alone, then 1 M and
+    10 M below links, then links."""
+    pts = {list_links, links}
+    pts.update(p for p in (1000000, 10000000) if list_links < p < links)
+    return sorted(pts)
+
+
+def links_label(n):
+    for unit, div in (("M", 1000000), ("k", 1000)):
+        if n >= div and n % div == 0:
+            return "%d%s" % (n // div, unit)
+    return "{:,}".format(n)
+
+
+def load_bulk(s, owner, a, b, workdir):
+    """Bulk links a..b-1 of owner by LOAD DATA LOCAL INFILE, in chunks of
+    BULK_CHUNK rows in primary key order, with the session settings of a
+    bulk load (no unique or foreign key checks: the rows are known to be
+    new and their owner to exist; IGNORE skips the odd id that a create
+    run happened to draw)."""
     path = os.path.join(workdir, "bulk.tsv")
     now = int(time.time() * 1e6)
-    with open(path, "w") as f:
-        for k, i in enumerate(ids):
-            us = now + k
-            f.write("%s\t%s\thttps://example.com/bench/bulk/%d/%s\t%d\t%d\n"
-                    % (i, owner, k, i, us, us))
     conn = s.db_connect(local_infile=True, autocommit=False)
     try:
         with conn.cursor() as c:
             c.execute("SET unique_checks = 0")
             c.execute("SET foreign_key_checks = 0")
-            c.execute("LOAD DATA LOCAL INFILE %s INTO TABLE urls "
-                      "FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' "
-                      "(id, `user`, value, created_us, updated_us)", (path,))
-        conn.commit()
+            for lo in range(a, b, BULK_CHUNK):
+                hi = min(b, lo + BULK_CHUNK)
+                with open(path, "w") as f:
+                    f.writelines(
+                        "%s\t%s\thttps://example.com/bench/bulk/%d/%s\t%d"
+                        "\t%d\n" % (i, owner, k, i, now + k, now + k)
+                        for k, i in ((k, bulk_id(k)) for k in range(lo, hi)))
+                c.execute("LOAD DATA LOCAL INFILE %s IGNORE INTO TABLE urls "
+                          "FIELDS TERMINATED BY '\\t' "
+                          "LINES TERMINATED BY '\\n' "
+                          "(id, `user`, value, created_us, updated_us)",
+                          (path,))
+                conn.commit()
+                say("  %d rows loaded" % (hi - a))
     finally:
         conn.close()
     os.unlink(path)
-    return ids
+
+
+def table_mb(s):
+    """The urls table and its indexes on disk, MB (InnoDB's estimate)."""
+    s.sql("ANALYZE TABLE urls")
+    row = s.sql("SELECT data_length + index_length FROM "
+                "information_schema.tables WHERE table_schema = DATABASE() "
+                "AND table_name = 'urls'")
+    return int(row[0][0]) / 1e6
+
+
+def cache_counts(s):
+    """(hits, misses) of the redirect cache so far, from /metrics."""
+    r = s.http("GET", "/metrics", timeout=10)
+    out = [0, 0]
+    for line in r.text.splitlines():
+        for k, name in enumerate(("shortd_redirect_cache_hits_total ",
+                                  "shortd_redirect_cache_misses_total ")):
+            if line.startswith(name):
+                out[k] = float(line.split()[1])
+    return out
+
+
+# What the database did, from SHOW GLOBAL STATUS: statements executed
+# (prepared and not) and rows read and written.
+DB_COUNTERS = ("Com_stmt_execute", "Handler_read_key", "Handler_update",
+               "Handler_write", "Handler_delete")
+
+
+def db_counts(s):
+    got = {k.lower(): v for k, v in s.sql("SHOW GLOBAL STATUS")}
+    return {k: int(got.get(k.lower(), 0)) for k in DB_COUNTERS}
 
 
 def write_ids(path, ids):
@@ -640,12 +743,24 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=3,
                     help="seconds of each warm-up run")
-    ap.add_argument("--links", type=int, default=1000000)
+    ap.add_argument("--links", type=int, default=10000000,
+                    help="the largest table measured (points: the list "
+                    "owner's links, 1M and 10M below it, and this)")
+    ap.add_argument("--traffic", choices=("both", "uniform", "zipf"),
+                    default="both", help="which ids the redirects ask "
+                    "for: uniform, or Zipf (s = 1, hot links spread "
+                    "over the table); both by default")
     ap.add_argument("--list-links", type=int, default=1000)
-    ap.add_argument("--buffer-pool-mb", type=int, default=256,
-                    help="InnoDB buffer pool for the run (0: the stack's)")
+    ap.add_argument("--buffer-pool-mb", type=int, default=None,
+                    help="InnoDB buffer pool for the run (default: sized "
+                    "as an operator would, to hold the table at --links; "
+                    "0: the stack's)")
     ap.add_argument("--sweep", default="1,8,32,128")
     ap.add_argument("--sweep-rounds", type=int, default=3)
+    ap.add_argument("--variant-rounds", type=int, default=3,
+                    help="rounds of the nginx-to-worker variants (unix "
+                    "socket or TCP, fastcgi_buffering, workers per "
+                    "core); 0: none")
     ap.add_argument("--static-pools", type=int, metavar="N",
                     help="static pools of N auth and N shortener workers "
                     "(auth_workers = shortener_workers = N); by default "
@@ -722,9 +837,20 @@ def run(s, args, workdir):
     w = Wrk(workdir, duration=args.duration)
     seen = set()
 
+    # The settings an operator gives MariaDB for a table of this size
+    # (docs/performance.md): a buffer pool that holds the urls table and
+    # its indexes (about 300 bytes a link), and a redo log large enough
+    # that a bulk load or a burst of writes does not wait for
+    # checkpoints.
+    if args.buffer_pool_mb is None:
+        args.buffer_pool_mb = max(256, -(-args.links * 400 // 2 ** 20 //
+                                          1024) * 1024)
     if args.buffer_pool_mb > 0:
         s.sql("SET GLOBAL innodb_buffer_pool_size = %s",
               (args.buffer_pool_mb * 1024 * 1024,))
+    s.sql("SET GLOBAL innodb_log_file_size = %s", (LOG_FILE_MB << 20,))
+    res["log_file_mb"] = int(s.sql(
+        "SELECT @@innodb_log_file_size")[0][0]) >> 20
     res["buffer_pool_mb"] = int(s.sql(
         "SELECT @@innodb_buffer_pool_size")[0][0]) // (1024 * 1024)
 
@@ -747,7 +873,7 @@ def run(s, args, workdir):
         while True:
             for pool in ("auth", "shortener"):
                 for pid in s.workers(pool):
-                    v = proc_kb(pid, "VmRSS")
+                    v = private_rss(pid)
                     if v is not None:
                         low[pid] = (pool, min(v, low.get(pid, (0, v))[1]))
             if time.monotonic() >= end:
@@ -811,72 +937,108 @@ def run(s, args, workdir):
                                                      r.text)
 
     redirect_url = s.url
-
-    # Phase 1k.
-    say("phase 1k: warm-up")
-    w.run("nginx", s.side_url, duration=args.warmup)
-    shortd_run("redirect", redirect_url, [ids1k], duration=args.warmup)
-    runs = {k: [] for k in ("nginx_1k", "redirect_1k", "nginx", "redirect",
-                            "create", "create_relaxed", "list", "login")}
-    for i in range(args.rounds):
-        say("phase 1k: round %d/%d" % (i + 1, args.rounds))
-        runs["nginx_1k"].append(w.run("nginx", s.side_url))
-        runs["redirect_1k"].append(shortd_run("redirect", redirect_url,
-                                              [ids1k]))
-
-    # Phase 1M.
-    nbulk = max(0, args.links - args.list_links)
-    say("loading %d links by LOAD DATA LOCAL INFILE" % nbulk)
-    t0 = time.time()
-    bulk = load_bulk(s, bulk_user, nbulk, seen, workdir)
-    res["load_s"] = time.time() - t0
-    res["nlinks"] = int(s.sql("SELECT COUNT(*) FROM urls")[0][0])
-    say("loaded in %.1f s; %d links" % (res["load_s"], res["nlinks"]))
-    idsall = os.path.join(workdir, "ids-all.txt")
-    write_ids(idsall, small + bulk)
-    del bulk
-    r = s.http("GET", "/" + probe)
-    assert r.status_code == 301
-
-    say("phase 1M: warm-up")
-    w.run("nginx", s.side_url, duration=args.warmup)
-    shortd_run("redirect", redirect_url, [idsall], duration=args.warmup)
-    shortd_run("create", s.url, [create_tok], duration=args.warmup)
-    shortd_run("list", s.url, [list_tok], duration=args.warmup)
-    shortd_run("login", s.url, [login_user, login_pw], pool="auth",
-               duration=args.warmup)
-
+    models = ["uniform", "zipf"] if args.traffic == "both" else \
+        [args.traffic]
+    points = scale_points(args.links, args.list_links)
+    main_pt = MAIN_LINKS if MAIN_LINKS in points else points[-1]
+    res["points"], res["models"], res["main_links"] = points, models, main_pt
+    res["load"], res["scale"] = [], {}
+    runs = {k: [] for k in ("create", "create_relaxed", "list", "login")}
     hashtime = [args.hashtime, conf["argon2_memory"],
                 conf["argon2_iterations"], conf["argon2_parallelism"]]
     hashes, hash_walls, fsyncs = [], [], []
-    for i in range(args.rounds):
-        say("phase 1M: round %d/%d" % (i + 1, args.rounds))
-        runs["nginx"].append(w.run("nginx", s.side_url))
-        runs["redirect"].append(shortd_run("redirect", redirect_url,
-                                           [idsall], key="redirect"))
-        runs["create"].append(shortd_run("create", s.url, [create_tok],
-                                         key="create"))
-        fsyncs.append(fsync_time(s.datadir))
-        # The same with the commit's fsync left to a background flush
-        # once a second: what shortd does when the disk does not
-        # bound it.
-        s.sql("SET GLOBAL innodb_flush_log_at_trx_commit = 2")
-        try:
-            runs["create_relaxed"].append(shortd_run("create", s.url,
-                                                     [create_tok]))
-        finally:
-            s.sql("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
-        runs["list"].append(shortd_run("list", s.url, [list_tok],
-                                       key="list"))
-        runs["login"].append(shortd_run("login", s.url,
-                                        [login_user, login_pw],
-                                        pool="auth", key="login"))
-        # CPU time, which other programs on the machine do not
-        # stretch (wall-clock time kept for the record).
-        out = subprocess.run(hashtime + ["5"], stdout=subprocess.PIPE,
-                             text=True, check=True).stdout.split()
-        hashes.append(float(out[4]))
-        hash_walls.append(float(out[0]))
+    loaded = 0                  # bulk links in the table
+
+    def traffic(n_links, model):
+        """wrk arguments for redirects under model over the table of
+        n_links: the list owner's ids (1k phase) or the bulk ones."""
+        if n_links <= args.list_links:
+            return [model, ids1k, "7919", "13"]
+        n = n_links - args.list_links
+        return [model, "bulk:%d:%d:%d" % (n, BULK_OFFSET, BULK_STRIDE),
+                str(coprime(n)), str(n // 3)]
+
+    def redirect_run(n_links, model, key=None, duration=None):
+        c0, d0 = cache_counts(s), db_counts(s)
+        r = shortd_run("redirect", redirect_url, traffic(n_links, model),
+                       key=key, duration=duration)
+        c1, d1 = cache_counts(s), db_counts(s)
+        r["cache"] = [c1[k] - c0[k] for k in range(2)]
+        r["db"] = {k: d1[k] - d0[k] for k in d1}
+        return r
+
+    for pt in points:
+        if pt > args.list_links:
+            want = pt - args.list_links
+            say("loading %d links by LOAD DATA LOCAL INFILE (%d to %d)" % (
+                want - loaded, loaded + args.list_links, pt))
+            t0 = time.time()
+            load_bulk(s, bulk_user, loaded, want, workdir)
+            loaded = want
+            res["load"].append((pt, time.time() - t0))
+            r = s.http("GET", "/" + bulk_id(want - 1))
+            assert r.status_code == 301, "GET bulk link %d: %d" % (
+                want - 1, r.status_code)
+        res["nlinks"] = int(s.sql("SELECT COUNT(*) FROM urls")[0][0])
+        res["table_mb"] = table_mb(s)
+        label = links_label(pt)
+        say("phase %s: warm-up" % label)
+        w.run("nginx", s.side_url, duration=args.warmup)
+        for m in models:
+            redirect_run(pt, m, duration=args.warmup)
+        main = pt == main_pt
+        if main:
+            shortd_run("create", s.url, [create_tok], duration=args.warmup)
+            shortd_run("list", s.url, [list_tok], duration=args.warmup)
+            shortd_run("login", s.url, [login_user, login_pw], pool="auth",
+                       duration=args.warmup)
+        ph = res["scale"][pt] = {"nginx": [], "nlinks": res["nlinks"],
+                                 "table_mb": res["table_mb"]}
+        for m in models:
+            ph[m] = []
+        for i in range(args.rounds):
+            say("phase %s: round %d/%d" % (label, i + 1, args.rounds))
+            ph["nginx"].append(w.run("nginx", s.side_url))
+            for m in models:
+                ph[m].append(redirect_run(pt, m, key="redirect %d %s" % (
+                    pt, m)))
+            if not main:
+                continue
+            runs["create"].append(shortd_run("create", s.url, [create_tok],
+                                             key="create"))
+            fsyncs.append(fsync_time(s.datadir))
+            # The same with the commit's fsync left to a background
+            # flush once a second: what shortd does when the disk does
+            # not bound it.
+            s.sql("SET GLOBAL innodb_flush_log_at_trx_commit = 2")
+            try:
+                runs["create_relaxed"].append(shortd_run(
+                    "create", s.url, [create_tok]))
+            finally:
+                s.sql("SET GLOBAL innodb_flush_log_at_trx_commit = 1")
+            runs["list"].append(shortd_run("list", s.url, [list_tok],
+                                           key="list"))
+            runs["login"].append(shortd_run("login", s.url,
+                                            [login_user, login_pw],
+                                            pool="auth", key="login"))
+            # CPU time, which other programs on the machine do not
+            # stretch (wall-clock time kept for the record).
+            out = subprocess.run(hashtime + ["5"], stdout=subprocess.PIPE,
+                                 text=True, check=True).stdout.split()
+            hashes.append(float(out[4]))
+            hash_walls.append(float(out[0]))
+        if main:
+            # The classic rows of the report: the main phase's nginx and
+            # uniform redirect runs.
+            runs["nginx"] = ph["nginx"]
+            runs["redirect"] = ph[models[0]]
+            acc["redirect"] = acc["redirect %d %s" % (pt, models[0])]
+        if pt == points[0]:
+            runs["nginx_1k"] = ph["nginx"]
+            runs["redirect_1k"] = ph[models[0]]
+    res["load_s"] = sum(t for _, t in res["load"])
+    # The sweep and the profile: uniform traffic over the whole table.
+    idsall = traffic(points[-1], "uniform")
     res["acc"] = acc
     res["hash_s"] = median(hashes)
     res["hashes"] = hashes
@@ -895,12 +1057,16 @@ def run(s, args, workdir):
             say("sweep: %d connections, round %d/%d" % (
                 c, i + 1, args.sweep_rounds))
             ns.append(w.run("nginx", s.side_url, conns=c))
-            rs.append(shortd_run("redirect", redirect_url, [idsall],
+            rs.append(shortd_run("redirect", redirect_url, idsall,
                                  conns=c))
         n, r = summarize(ns), summarize(rs)
         n["sample"], r["sample"] = None, r["upstream"]
         r["ratio"] = median([b["rps"] / a["rps"] for a, b in zip(ns, rs)])
         res["sweep"].append((c, n, r))
+
+    if args.variant_rounds > 0:
+        res["variants"] = variants(s, w, args, shortd_run, ids1k,
+                                   traffic(points[-1], "zipf"))
 
     # Correctness after the runs: the probe still redirects.
     r = s.http("GET", "/" + probe)
@@ -913,6 +1079,52 @@ def run(s, args, workdir):
     res["peak"] = peak
     res["runs"] = runs
     return res
+
+
+# What may cost between nginx and the worker, tried in turn (issue 17):
+# (label, shortd.conf overrides, nginx directives).  "%(port)d" is a
+# free TCP port.
+VARIANTS = [
+    ("as shipped: unix socket, kept connections, dynamic pool 2..8", {},
+     ""),
+    ("TCP on 127.0.0.1", {"shortener_listen": "127.0.0.1:%(port)d"}, ""),
+    ("fastcgi_buffering off", {}, "fastcgi_buffering off;"),
+    ("1 worker (static)", {"shortener_workers": "1"}, ""),
+    ("2 workers (static, one per core)", {"shortener_workers": "2"}, ""),
+    ("4 workers (static, two per core)", {"shortener_workers": "4"}, ""),
+]
+
+
+def variants(s, w, args, shortd_run, small, big):
+    """Rounds of, for each variant: restart shortd and nginx with it,
+    then [nginx alone, redirect over the 1k links (cache hits: the
+    nginx-worker path alone), redirect with Zipf ids over the whole
+    table].  -> [(label, {"nginx", "hit", "zipf": [runs]})]."""
+    base = dict(s.base_overrides)
+    out = [(v[0], {"nginx": [], "hit": [], "zipf": []}) for v in VARIANTS]
+    try:
+        for i in range(args.variant_rounds):
+            for (label, conf, extra), (_, r) in zip(VARIANTS, out):
+                say("variant %r, round %d/%d" % (label, i + 1,
+                                                 args.variant_rounds))
+                s.stop_nginx()
+                s.base_overrides = dict(base)
+                s.base_overrides.update({k: v % {
+                    "port": stackmod.free_port()} for k, v in conf.items()})
+                s.nginx_extra = extra
+                s.restart_shortd()
+                s.start_nginx()
+                w.run("redirect", s.url, small, duration=args.warmup)
+                r["nginx"].append(w.run("nginx", s.side_url))
+                r["hit"].append(shortd_run("redirect", s.url, small))
+                r["zipf"].append(shortd_run("redirect", s.url, big))
+    finally:
+        s.stop_nginx()
+        s.base_overrides = base
+        s.nginx_extra = ""
+        s.restart_shortd()
+        s.start_nginx()
+    return out
 
 
 def fsync_time(directory, n=30):
@@ -934,7 +1146,7 @@ def fsync_time(directory, n=30):
     return statistics.median(times)
 
 
-def profile(s, w, url, idfile, workdir):
+def profile(s, w, url, wargs, workdir):
     """perf samples of the processes behind a redirect run, by
     process and object, then the shortener workers' top symbols."""
     if shutil.which("perf") is None:
@@ -948,7 +1160,7 @@ def profile(s, w, url, idfile, workdir):
          "-o", data, "-p", ",".join(map(str, pids)), "--", "sleep",
          str(secs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True)
-    w.run("redirect", url, [idfile], duration=secs + 2)
+    w.run("redirect", url, wargs, duration=secs + 2)
     err = p.communicate()[1]
     if p.returncode != 0 or not os.path.exists(data):
         return "perf record failed: " + err.strip()[-300:]
@@ -1091,12 +1303,13 @@ def report(res, args):
 
     p99_ok = lambda k: S[k]["p99_us"] < TARGETS["redirect_p99_ms"] * 1000
     row("nginx alone (`return 301`), 1k phase", "nginx_1k", None, "", "")
-    row("redirect `GET /:id`, 1,000 links", "redirect_1k",
+    row("redirect `GET /:id`, 1,000 links, uniform", "redirect_1k",
         rat["redirect_1k"], "≥ 0.20×, p99 < 10 ms",
         verdict(rat["redirect_1k"] >= TARGETS["redirect"] and
                 p99_ok("redirect_1k") and not S["redirect_1k"]["errors"]))
     row("nginx alone (`return 301`)", "nginx", None, "", "")
-    row("redirect `GET /:id`, %s links" % nl, "redirect", rat["redirect"],
+    row("redirect `GET /:id`, %s links, uniform" % "{:,}".format(
+        res["main_links"]), "redirect", rat["redirect"],
         "≥ 0.20×, p99 < 10 ms",
         verdict(rat["redirect"] >= TARGETS["redirect"] and
                 p99_ok("redirect") and not S["redirect"]["errors"]))
@@ -1130,6 +1343,7 @@ def report(res, args):
     L.append("")
 
     groups = ("nginx", "shortd", "mariadbd")
+    scale_report(L, res, args, acc, hz)
 
     def per_req_us(a, g):
         v = a["ticks"].get(g)
@@ -1303,12 +1517,27 @@ def report(res, args):
                  kb(tot(res["mem_before"], "pss")),
                  kb(tot(res["mem_after"], "pss"))))
     L.append("")
+    rmax = max((m["rss"] or 0) for _, _, _, m in res["mem_after"])
+    pa = tot(res["mem_after"], "pss")
+    lim = TARGETS["cache_mb"] * 1024
+    L.append("With the redirect cache filled (`redirect_cache_mb` = %s: "
+             "after the runs its pages are in the map, counted in the RSS "
+             "of every worker that touched them and shared out in their "
+             "PSS): largest RSS of one shortd process %s, PSS of all of "
+             "them %s. Target: all shortd processes under %.0f MB, read "
+             "as PSS (the map counted once) and as each process's RSS: "
+             "%s." % (conf.get("redirect_cache_mb", "?"), kb(rmax), kb(pa),
+                      TARGETS["cache_mb"], "n/a" if pa is None else
+                      verdict(pa < lim and rmax < lim)))
+    L.append("")
     both = sorted(((after[pid][1] - before[pid][1], pid, pool, "")
                    for pid, (pool, _) in before.items() if pid in after),
                   reverse=True)
     L.append("Growth: the RSS of every worker was also read after each "
              "run against shortd, every %.2g s for %.1f s from the end of "
-             "the run, keeping each worker's smallest reading of the run: "
+             "the run (RSS less RssShmem, the scoreboard and the shared "
+             "cache, which are the master's map, not the worker's growth), "
+             "keeping each worker's smallest reading of the run: "
              "a worker hands the memory its requests freed back after "
              "0.5 s idle (a login's argon2 block is 19 MB) and is retired "
              "after 1 s idle, so each is read trimmed and before it goes. "
@@ -1337,6 +1566,31 @@ def report(res, args):
         L.append("Target: no worker grows more than %.0f MB: n/a (no "
                  "worker RSS read)." % TARGETS["growth_mb"])
     L.append("")
+
+    if res.get("variants"):
+        L.append("## Between nginx and the worker (%d rounds, each variant "
+                 "after a restart of shortd and nginx with it)" %
+                 args.variant_rounds)
+        L.append("")
+        L.append("Redirects over the 1,000 links of the list owner (all "
+                 "cache hits once warm: what is left is nginx, the FastCGI "
+                 "hop and the worker) and with Zipf ids over the whole "
+                 "table, each as a ratio to nginx alone measured right "
+                 "before it.")
+        L.append("")
+        L.append("| variant | 1k links req/s | × nginx alone | p99 | Zipf, "
+                 "%s links req/s | × nginx alone | p99 |" % "{:,}".format(
+                     res["nlinks"]))
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        for label, r in res["variants"]:
+            h, z = summarize(r["hit"]), summarize(r["zipf"])
+            L.append("| %s | %.0f | %.3f | %s | %.0f | %.3f | %s |" % (
+                label, h["rps"], median([b["rps"] / a["rps"] for a, b in
+                                         zip(r["nginx"], r["hit"])]),
+                fmt_us(h["p99_us"]), z["rps"],
+                median([b["rps"] / a["rps"] for a, b in
+                        zip(r["nginx"], r["zipf"])]), fmt_us(z["p99_us"])))
+        L.append("")
 
     # Sweep.
     L.append("## Connections sweep (redirect over %s links vs nginx alone, "
@@ -1369,6 +1623,121 @@ def report(res, args):
     return "\n".join(L)
 
 
+def scale_report(L, res, args, acc, hz):
+    """The redirects at each table size and traffic model, against
+    nginx alone in the same rounds, with the targets of issue 17."""
+    pts, models = res["points"], res["models"]
+    L.append("## Redirects against the table's size and the traffic")
+    L.append("")
+    L.append("Rounds of [nginx alone, redirect under %s] at each size; "
+             "ids uniform over the table, or Zipf (s = 1: the link of "
+             "rank r gets visits in proportion to 1/r, and ranks are "
+             "shuffled over the table so the hot links are not its "
+             "first pages). Cache: the pool's shared redirect cache "
+             "(`redirect_cache_mb` = %s), hits / lookups over the rounds. "
+             "CPU per request as in the table below. From MariaDB's "
+             "global status over the rounds: prepared statements "
+             "executed per redirect and per miss (a miss is one point "
+             "select by primary key; the rest are the visit flushes), "
+             "index lookups (Handler_read_key) and rows written "
+             "(Handler_update + _write + _delete: visit counts, flushed "
+             "in batches, at most one row per link per flush) per "
+             "redirect. Table and indexes: %s." % (
+                 " and ".join(models), res["conf"].get("redirect_cache_mb",
+                                                      "?"),
+                 ", ".join("%s MB at %s" % ("%.0f" % res["scale"][p][
+                     "table_mb"], links_label(p)) for p in pts)))
+    L.append("")
+    L.append("| links | traffic | req/s | nginx alone | × nginx alone | "
+             "p50 | p99 | cache hits | nginx | shortd | mariadbd | "
+             "statements / redirect (/ miss) | index lookups / redirect | "
+             "rows written / redirect |")
+    L.append("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+             "---:|---:|")
+    fig = {}
+    for p in pts:
+        ph = res["scale"][p]
+        n = summarize(ph["nginx"])
+        for m in models:
+            rs = ph[m]
+            x = summarize(rs)
+            ratio = median([b["rps"] / a["rps"] for a, b in
+                            zip(ph["nginx"], rs)])
+            hits = sum(r["cache"][0] for r in rs)
+            look = hits + sum(r["cache"][1] for r in rs)
+            reqs = sum(r["requests"] for r in rs) or 1
+            db = {k: sum(r["db"][k] for r in rs) for k in DB_COUNTERS}
+            misses = look - hits
+            a = acc.get("redirect %d %s" % (p, m), {})
+
+            def cpu(g):
+                v = a.get("ticks", {}).get(g)
+                if v is None or not a.get("requests"):
+                    return None
+                return v / hz * 1e6 / a["requests"]
+            fig[(p, m)] = {"ratio": ratio, "p99": x["p99_us"],
+                           "mariadbd": cpu("mariadbd")}
+            L.append("| %s | %s | %.0f | %.0f | **%.3f** | %s | %s | %s | "
+                     "%s | %s | %s | %.2f (%s) | %.2f | %.3f |" % (
+                         "{:,}".format(ph["nlinks"]), m, x["rps"],
+                         n["rps"], ratio, fmt_us(x["p50_us"]),
+                         fmt_us(x["p99_us"]),
+                         "%.2f" % (hits / look) if look else "-",
+                         *["n/a" if cpu(g) is None else "%.0f µs" % cpu(g)
+                           for g in ("nginx", "shortd", "mariadbd")],
+                         db["Com_stmt_execute"] / reqs,
+                         "%.2f" % (db["Com_stmt_execute"] / misses)
+                         if misses else "-",
+                         db["Handler_read_key"] / reqs,
+                         (db["Handler_update"] + db["Handler_write"] +
+                          db["Handler_delete"]) / reqs))
+    L.append("")
+    res["scale_fig"] = fig
+    targets = []
+
+    def at(n, m):
+        return fig.get((n, m))
+    for n in (1000000, 10000000):
+        z = at(n, "zipf")
+        if z:
+            targets.append("Zipf at %s: %.3f× (target ≥ %.2f×) %s" % (
+                links_label(n), z["ratio"], TARGETS["zipf"],
+                verdict(z["ratio"] >= TARGETS["zipf"])))
+    u1, u10 = at(1000000, "uniform"), at(10000000, "uniform")
+    if u1 and u10:
+        targets.append("uniform 10M / 1M: %.3f / %.3f = %.2f (target ≥ "
+                       "%.1f) %s; uniform 10M %.3f× (target ≥ %.2f×) %s" % (
+                           u10["ratio"], u1["ratio"],
+                           u10["ratio"] / u1["ratio"],
+                           TARGETS["uniform_flat"],
+                           verdict(u10["ratio"] >= TARGETS["uniform_flat"] *
+                                   u1["ratio"]), u10["ratio"],
+                           TARGETS["uniform"],
+                           verdict(u10["ratio"] >= TARGETS["uniform"])))
+    worst = max(fig.values(), key=lambda f: f["p99"] or 0)
+    targets.append("p99 < %.0f ms everywhere: largest %s %s" % (
+        TARGETS["redirect_p99_ms"], fmt_us(worst["p99"]),
+        verdict(all((f["p99"] or 0) < TARGETS["redirect_p99_ms"] * 1000
+                    for f in fig.values()))))
+    big = pts[-1]
+    for m in models:
+        f = at(big, m)
+        if f and f["mariadbd"] is not None:
+            targets.append("mariadbd CPU per redirect at %s, %s: %.0f µs" % (
+                links_label(big), m, f["mariadbd"]))
+    L.append("Targets (reported, not asserted): " + "; ".join(targets) +
+             ".")
+    L.append("")
+    L.append("Loading: %s (LOAD DATA LOCAL INFILE in chunks of %s rows in "
+             "primary key order; InnoDB buffer pool %d MB, "
+             "innodb_log_file_size %d MB)." % (
+                 ", ".join("to %s in %.0f s" % (links_label(p), t)
+                           for p, t in res["load"]) or "none",
+                 "{:,}".format(BULK_CHUNK), res["buffer_pool_mb"],
+                 res["log_file_mb"]))
+    L.append("")
+
+
 def kb(v, sign=False):
     if v is None:
         return "-"
@@ -1386,10 +1755,31 @@ def plot(res, png, workdir):
         for c, n, r in res["sweep"]:
             f.write("%d %.1f %.3f %.1f %.3f\n" % (
                 c, n["rps"], n["p99_us"] / 1e3, r["rps"], r["p99_us"] / 1e3))
+    scale = data + ".scale"
+    fig = res.get("scale_fig", {})
+    with open(scale, "w") as f:
+        f.write("# links uniform_ratio zipf_ratio (- where not run)\n")
+        for p in res["points"]:
+            f.write("%d %s %s\n" % (p, *[
+                "%.4f" % fig[(p, m)]["ratio"] if (p, m) in fig else "-"
+                for m in ("uniform", "zipf")]))
     gp = """
-set terminal pngcairo size 1000,420 font ",10"
+set terminal pngcairo size 1500,420 font ",10"
 set output '%(png)s'
-set multiplot layout 1,2 title "shortd redirect (%(nl)s links) vs nginx alone, wrk -t2"
+set multiplot layout 1,3 title "shortd redirects vs nginx alone (same rounds), wrk -t2 -c32"
+set datafile missing "-"
+set logscale x 10
+set xrange [500:20000000]
+set xlabel "links in the table"
+set ylabel "× nginx alone"
+set yrange [0:1]
+set key top right
+set grid
+set title "ratio against links"
+plot '%(scale)s' using 1:2 with linespoints lw 2 pt 7 title "uniform ids", \\
+     '' using 1:3 with linespoints lw 2 pt 5 title "Zipf ids (s = 1)"
+set title "connections sweep, %(nl)s links"
+unset xrange
 set logscale x 2
 set xrange [0.8:160]
 set xtics (1, 8, 32, 128)
@@ -1401,20 +1791,23 @@ set yrange [0:*]
 plot '%(data)s' using 1:2 with linespoints lw 2 title "nginx alone", \\
      '' using 1:4 with linespoints lw 2 title "shortd redirect"
 set ylabel "p99 latency (ms)"
+set title "p99, %(nl)s links"
 set logscale y
 set yrange [*:*]
 plot '%(data)s' using 1:3 with linespoints lw 2 title "nginx alone", \\
      '' using 1:5 with linespoints lw 2 title "shortd redirect"
 unset multiplot
-""" % {"png": png, "data": data, "nl": "{:,}".format(res["nlinks"])}
+""" % {"png": png, "data": data, "scale": scale,
+       "nl": "{:,}".format(res["nlinks"])}
     p = subprocess.run(["gnuplot"], input=gp, text=True,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if p.returncode != 0:
         say("gnuplot failed:\n" + p.stdout)
-    try:
-        os.unlink(data)
-    except OSError:
-        pass
+    for path in (data, scale):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":
