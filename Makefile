@@ -44,7 +44,7 @@ HDRS	 = proto/proto.h proto/scoreboard.h daemon/daemon.h workers/workers.h \
 	   workers/db.h workers/worker.h
 LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
-	   daemon/health.c daemon/startup.c \
+	   daemon/health.c daemon/startup.c daemon/clock.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
 	   workers/id.c workers/db.c workers/db_users.c workers/db_links.c \

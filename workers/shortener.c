@@ -68,15 +68,6 @@ short_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t
-short_mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 short_not_found(struct response *resp, const char *message)
 {
@@ -283,7 +274,7 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 	enum db_status		 st = DB_UNAVAILABLE;
 	int			 tries, extended, i;
 
-	if (short_body(ctx, req, resp, f, CF_COUNT) == -1 ||
+	if (body_read(ctx, req, resp, f, CF_COUNT) == -1 ||
 	    short_url_ok(resp, &f[CF_VALUE]) == -1)
 		goto refused;
 	extended = ctx->cfg->public_url[0] != '\0';
@@ -522,7 +513,7 @@ short_count(struct worker_ctx *ctx, const struct db_url *u, int64_t now_us)
 	if (u->max_visits == 0) {
 		if (ctx->visits != NULL)
 			(void)visits_add(ctx->visits, u->id, now_us,
-			    short_mono_ms());
+			    mono_ms());
 		return 0;
 	}
 	if ((st = db_url_hit(ctx->db, u->id, now_us)) == DB_OK)
@@ -579,7 +570,7 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 	buf_init(&b);
 	link = &u;
 	if (ctx->cache != NULL) {
-		now_ms = short_mono_ms();
+		now_ms = mono_ms();
 		cache_stamp(ctx->sbc, id, &stamp);
 		if (short_cached(ctx, id, &stamp, now_ms, url, &hit) == 0)
 			link = &hit;
@@ -693,7 +684,7 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 	memset(&c, 0, sizeof(c));
 	buf_init(&b);
 	if (short_owned(ctx, resp, id, claims, &u) == -1 ||
-	    short_body(ctx, req, resp, f, UF_COUNT) == -1)
+	    body_read(ctx, req, resp, f, UF_COUNT) == -1)
 		goto out;
 	limits = f[UF_EXPIRES_AT].present || f[UF_EXPIRES_IN].present ||
 	    f[UF_MAX_VISITS].present;
@@ -847,7 +838,7 @@ short_tick(struct worker_ctx *ctx)
 
 	if (ctx->visits == NULL)
 		return -1;
-	now = short_mono_ms();
+	now = mono_ms();
 	if (visits_due(ctx->visits, now) == 0) {
 		if ((turn = short_flush_turn(ctx, now)) == 0)
 			return FLUSH_WAIT_MS;
@@ -857,7 +848,7 @@ short_tick(struct worker_ctx *ctx)
 			atomic_store_explicit(ctx->flush_lease, 0,
 			    memory_order_release);
 	}
-	return visits_due(ctx->visits, short_mono_ms());
+	return visits_due(ctx->visits, mono_ms());
 }
 
 /* The worker is leaving: what it counted goes to the database. */
@@ -868,7 +859,7 @@ short_fini(struct worker_ctx *ctx)
 	ctx->cache = NULL;
 	if (ctx->visits == NULL)
 		return;
-	visits_flush(ctx->visits, ctx->db, short_mono_ms());
+	visits_flush(ctx->visits, ctx->db, mono_ms());
 	visits_free(ctx->visits);
 	ctx->visits = NULL;
 }

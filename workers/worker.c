@@ -81,16 +81,6 @@ static struct {
 } timeout_reply;
 
 
-int64_t
-worker_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-
 /* Close c now; its memory is freed by conn_reap() once no event of
  * the current batch can name it any more. */
 void
@@ -235,7 +225,7 @@ worker_state(struct worker *w, enum sb_state st, const char *method,
 {
 	if (w->slot == NULL || (st == w->state && st != SB_WORKING))
 		return;
-	sb_slot_set(w->slot, st, worker_now_ms(), method, path);
+	sb_slot_set(w->slot, st, mono_ms(), method, path);
 	w->state = st;
 }
 
@@ -289,7 +279,7 @@ log_request(const struct worker *w, const struct request *req,
 {
 	log_debug("#%llu %s %s %s -> %d (%lld ms)",
 	    (unsigned long long)w->nreq, req->remote_addr, req->method,
-	    req->uri, resp->status, (long long)(worker_now_ms() - started));
+	    req->uri, resp->status, (long long)(mono_ms() - started));
 }
 
 /* Run one complete request and queue its response on c->out. */
@@ -300,7 +290,7 @@ conn_handle(struct worker *w, struct conn *c)
 	struct response	 resp;
 	struct buf	 raw;
 	struct timespec	 t0, t1;
-	int64_t		 started = worker_now_ms();
+	int64_t		 started = mono_ms();
 	int		 st;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -369,7 +359,7 @@ conn_process(struct worker *w, struct conn *c)
 		case FCGI_NEED_MORE:
 			if (c->p.id != 0 && !c->mid_request) {
 				c->mid_request = 1;
-				c->began = worker_now_ms();
+				c->began = mono_ms();
 				c->deadline = c->began +
 				    (int64_t)w->cfg->read_timeout * 1000;
 			}
@@ -378,7 +368,7 @@ conn_process(struct worker *w, struct conn *c)
 			conn_handle(w, c);
 			fcgi_next(&c->p);
 			c->mid_request = 0;
-			c->deadline = worker_now_ms() +
+			c->deadline = mono_ms() +
 			    (int64_t)w->cfg->idle_timeout * 1000;
 			break;
 		case FCGI_ABORTED:
@@ -390,7 +380,7 @@ conn_process(struct worker *w, struct conn *c)
 				c->closing = 1;
 			fcgi_next(&c->p);
 			c->mid_request = 0;
-			c->deadline = worker_now_ms() +
+			c->deadline = mono_ms() +
 			    (int64_t)w->cfg->idle_timeout * 1000;
 			break;
 		case FCGI_PROTO_ERROR:
@@ -522,7 +512,7 @@ conn_new(struct worker *w, int fd, int fresh)
 	fcgi_init(&c->p, &w->lim);
 	buf_init(&c->in);
 	buf_init(&c->out);
-	c->began = worker_now_ms();
+	c->began = mono_ms();
 	c->mid_request = fresh;
 	c->deadline = c->began + (int64_t)(fresh ? w->cfg->read_timeout :
 	    w->cfg->idle_timeout) * 1000;
@@ -552,7 +542,7 @@ worker_accept(struct worker *w)
 			 * instead of spinning on a ready listen socket. */
 			log_warn("accept: pausing %d ms", ACCEPT_PAUSE_MS);
 			listen_toggle(w, 0);
-			w->resume_accept = worker_now_ms() + ACCEPT_PAUSE_MS;
+			w->resume_accept = mono_ms() + ACCEPT_PAUSE_MS;
 		}
 		return;
 	}
@@ -637,7 +627,7 @@ static void
 worker_listen(struct worker *w)
 {
 	struct conn	*c;
-	int64_t		 now = worker_now_ms();
+	int64_t		 now = mono_ms();
 	int		 want;
 
 	want = !w->retiring && w->resume_accept == 0;
@@ -652,7 +642,7 @@ static int
 worker_expire(struct worker *w)
 {
 	struct conn	*c, *next;
-	int64_t		 now = worker_now_ms(), wait = 1000;
+	int64_t		 now = mono_ms(), wait = 1000;
 
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
@@ -694,7 +684,7 @@ worker_trim(struct worker *w, int timeout)
 
 	if (w->nreq == w->trimmed_at)
 		return timeout;
-	left = w->last_req + TRIM_IDLE_MS - worker_now_ms();
+	left = w->last_req + TRIM_IDLE_MS - mono_ms();
 	if (left > 0)
 		return left < timeout ? (int)left : timeout;
 #ifdef __GLIBC__
