@@ -28,7 +28,7 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 
 CC	?= cc
 CFLAGS	?= -O2 -g
-PKGS	 = mysqlclient libargon2 libcrypto libqrencode
+PKGS	 = mysqlclient libargon2 libcrypto libqrencode libmaxminddb
 # -Wno-missing-field-initializers: C zero-fills the members a
 # positional initialiser leaves out, and struct field and struct
 # service grew members whose zero keeps the old meaning.
@@ -51,7 +51,9 @@ LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c \
 	   workers/db_visits.c workers/auth.c workers/shortener.c \
 	   workers/short_input.c workers/short_sub.c workers/handoff.c \
 	   workers/status.c \
-	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c
+	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c \
+	   workers/analytics.c workers/ua.c workers/geoip.c \
+	   workers/db_analytics.c
 MAINSRC	 = daemon/main.c
 UNITSRC	 = $(wildcard regress/unit/test_*.c)
 FUZZSRC	 = $(wildcard regress/fuzz/fuzz_*.c)
@@ -175,11 +177,12 @@ run: $(DEPS_STAMP) shortd
 
 # Debian packages for the build (first line) and the tests (second).
 DEB_BUILD = gcc make pkg-config default-libmysqlclient-dev libargon2-dev \
-	    libjsmn-dev libssl-dev libqrencode-dev
+	    libjsmn-dev libssl-dev libqrencode-dev libmaxminddb-dev
 DEB_TEST  = mariadb-server mariadb-client nginx-light python3 \
 	    python3-requests python3-jwt python3-argon2 python3-pymysql curl \
 	    systemd mandoc man-db groff-base \
-	    python3-jsonschema python3-yaml librsvg2-bin zbar-tools
+	    python3-jsonschema python3-yaml librsvg2-bin zbar-tools \
+	    libmaxmind-db-writer-perl
 deps:
 	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \

@@ -117,6 +117,8 @@ static const struct ckey keys[] = {
 	S("public_url", public_url, ""),
 	B("count_visits", count_visits, "yes"),
 	I("visits_flush_ms", visits_flush_ms, 10, 60000, "1000"),
+	B("analytics", analytics, "yes"),
+	S("geoip_db", geoip_db, ""),
 	I("qr_max_age", qr_max_age, 0, 365 * 86400, "86400"),
 };
 
@@ -502,6 +504,10 @@ config_validate(struct config *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (config_public_url(c, err, errlen) == -1)
+		return -1;
+	/* Only the shortener pool reads it, and only for analytics. */
+	if (c->pool[POOL_SHORTENER].enabled && c->analytics &&
+	    c->count_visits && geoip_check(c->geoip_db, err, errlen) == -1)
 		return -1;
 	return config_secret(c, err, errlen);
 }

@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #define SHORTD_VERSION		"0.1.0"
-#define SHORTD_SCHEMA_VERSION	3
+#define SHORTD_SCHEMA_VERSION	4
 
 enum pool_kind {
 	POOL_AUTH = 0,
@@ -94,6 +94,8 @@ struct config {
 					   request's scheme and Host */
 	int	 count_visits;		/* count redirects for /:id/stats */
 	int	 visits_flush_ms;	/* bound on the counts' delay */
+	int	 analytics;		/* record visits (needs count_visits) */
+	char	 geoip_db[512];		/* MaxMind DB for countries, "" none */
 	int	 qr_max_age;		/* s, Cache-Control on /:id/qr */
 };
 

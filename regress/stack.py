@@ -93,6 +93,11 @@ import requests
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF_TEMPLATE = os.path.join(TOP, "etc", "shortd.conf")
+# The User-Agent s.http() sends unless told otherwise: a browser's.
+# python-requests' own is a script's, which visit analytics records
+# as a bot and never counts (docs/analytics.md).
+BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 "
+              "Firefox/121.0")
 NGINX_TEMPLATE = os.path.join(TOP, "etc", "nginx-local.conf.in")
 SCHEMA = os.path.join(TOP, "sql", "schema.sql")
 WWW_ROOT = os.path.join(TOP, "www")
@@ -891,6 +896,8 @@ class Stack:
     def http(self, method, path, body=None, headers=None, token=None,
              raw=None, timeout=30):
         h = dict(headers or {})
+        if not any(k.lower() == "user-agent" for k in h):
+            h["User-Agent"] = BROWSER_UA
         if token is not None:
             h["Authorization"] = token
         if raw is not None:

@@ -131,4 +131,12 @@ void		 db_bind_out(MYSQL_BIND *, char *buf, size_t size,
 		    unsigned long *len);
 int		 db_terminate(char *buf, size_t size, unsigned long len);
 
+/* db_analytics.c: inside a visit flush's transaction (db_visits.c),
+ * after the counts: insert the visit records of the links of v not
+ * pending.  0, or the error number (message in db->errmsg).  _stale
+ * drops its prepared statements after a DBE_STALE. */
+unsigned int	 db_visit_records(struct db *, const struct db_visits *,
+		    size_t n);
+void		 db_visit_records_stale(struct db *);
+
 #endif /* SHORTD_DB_H */

@@ -48,8 +48,8 @@ static const struct db_sql q_url_hit = { "url hit", 1,
 static const struct db_sql q_url_add_visits = { "url add visits", 1,
     "UPDATE urls FORCE INDEX (PRIMARY) "
     "SET visits = visits + CASE id " DB_W32 "ELSE 0 END, "
-    "last_visit_us = GREATEST(COALESCE(last_visit_us, 0), "
-    "CASE id " DB_W32 "ELSE 0 END) WHERE id IN (" DB_Q32 ")" };
+    "last_visit_us = NULLIF(GREATEST(COALESCE(last_visit_us, 0), "
+    "CASE id " DB_W32 "ELSE 0 END), 0) WHERE id IN (" DB_Q32 ")" };
 static const struct db_sql q_url_lock_visits = { "url lock visits", 1,
     "SELECT id FROM urls FORCE INDEX (PRIMARY) "
     "WHERE id IN (" DB_Q32 ") FOR UPDATE SKIP LOCKED" };
@@ -284,6 +284,9 @@ db_visits_txn(struct db *db, struct db_visits *v, size_t n,
 		if ((err = db_visits_batch(db, v + k, m, p, skip)) != 0)
 			goto fail;
 	}
+	/* The visit records of the links written (db_analytics.c). */
+	if ((err = db_visit_records(db, v, n)) != 0)
+		goto fail;
 	committing = 1;
 	if (mysql_commit(db->mysql) != 0) {
 		err = db_myerr(db);
@@ -309,6 +312,7 @@ fail:
 			db_close_stmt(db, &q_url_add_visits);
 			db_close_stmt(db, &q_url_lock_visits);
 			db_close_stmt(db, &q_url_seen_visits);
+			db_visit_records_stale(db);
 		}
 		/* A COMMIT that failed otherwise than by a rollback the
 		 * server made (1213) is not known not to have applied. */

@@ -2,6 +2,7 @@
  * short_sub.c — the sub-routes of one link, GET and HEAD only:
  *
  *	/<id>/stats	the owner's view: visit counts, times, limits	🔒
+ *	/<id>/visits	the visit records (analytics.c)			🔒
  *	/<id>/qr	an SVG QR code of the short URL, public
  */
 #include <stdint.h>
@@ -129,7 +130,7 @@ out:
 	buf_free(&svg);
 }
 
-/* /<id>/stats and /<id>/qr: GET and HEAD only. */
+/* /<id>/stats, /<id>/visits and /<id>/qr: GET and HEAD only. */
 void
 short_sub(struct worker_ctx *ctx, const struct request *req,
     struct response *resp, const char *id, const char *sub)
@@ -139,6 +140,8 @@ short_sub(struct worker_ctx *ctx, const struct request *req,
 		response_bad_method(resp, ALLOW_SUB);
 	else if (strcmp(sub, "stats") == 0)
 		short_stats(ctx, req, resp, id);
+	else if (strcmp(sub, "visits") == 0)
+		analytics_visits(ctx, req, resp, id);
 	else
 		short_qr(ctx, req, resp, id);
 }

@@ -4,6 +4,7 @@
  *	/		GET, HEAD (list), POST (create), DELETE (all)	🔒
  *	/<id>		GET, HEAD (redirect, public), PUT, DELETE	🔒 but GET
  *	/<id>/stats	GET, HEAD (visit counts)			🔒
+ *	/<id>/visits	GET, HEAD (visit records: analytics.c)		🔒
  *	/<id>/qr	GET, HEAD (SVG QR code of the short URL, public)
  *
  * The link features (custom ids, expiry, visit limits, reuse, stats,
@@ -503,22 +504,29 @@ short_header_safe(const char *v, size_t len)
  * limit is reached, whichever worker or host serves the visit: 0
  * counted, 1 the limit was reached meanwhile (410), -1 the database
  * failed (503).  Other links are counted in this worker's memory,
- * flushed by short_tick(): no database write on this path.
+ * flushed by short_tick(): no database write on this path.  With
+ * analytics the visit is also recorded (analytics.c), and a bot's is
+ * recorded only: never counted, so it uses up no limit.
  */
 static int
-short_count(struct worker_ctx *ctx, const struct db_url *u, int64_t now_us)
+short_count(struct worker_ctx *ctx, const struct request *req,
+    const struct db_url *u, int64_t now_us)
 {
-	enum db_status	 st;
+	struct visit_rec	 rec;
+	char			 ref[REFERER_HOST_MAX + 1];
+	enum db_status		 st;
+	int			 bot = 0;
 
-	if (u->max_visits == 0) {
-		if (ctx->visits != NULL)
-			(void)visits_add(ctx->visits, u->id, now_us,
-			    mono_ms());
-		return 0;
-	}
-	if ((st = db_url_hit(ctx->db, u->id, now_us)) == DB_OK)
-		return 0;
-	return st == DB_NOTFOUND ? 1 : -1;
+	if (ctx->visits != NULL && ctx->analytics)
+		bot = analytics_visit(ctx, req, now_us, &rec, ref);
+	if (u->max_visits != 0 && !bot &&
+	    (st = db_url_hit(ctx->db, u->id, now_us)) != DB_OK)
+		return st == DB_NOTFOUND ? 1 : -1;
+	if (ctx->visits != NULL && (ctx->analytics || u->max_visits == 0))
+		(void)visits_record(ctx->visits, u->id,
+		    u->max_visits == 0 && !bot, ctx->analytics ? &rec : NULL,
+		    now_us, mono_ms());
+	return 0;
 }
 
 /*
@@ -586,7 +594,7 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 	}
 	now_us = short_now_us();
 	if (short_expired(link, now_us) || (strcmp(req->method, "GET") == 0 &&
-	    (c = short_count(ctx, link, now_us)) == 1)) {
+	    (c = short_count(ctx, req, link, now_us)) == 1)) {
 		response_error(resp, 410, "expired",
 		    "this short URL has expired");
 		goto out;
@@ -793,12 +801,18 @@ short_init(struct worker_ctx *ctx)
 		log_warnx("out of memory for visit counts");
 		return -1;
 	}
+	if (analytics_init(ctx) == -1) {
+		visits_free(ctx->visits);
+		ctx->visits = NULL;
+		return -1;
+	}
 	/* The cache needs the shared versions, which come with the
 	 * scoreboard. */
 	if (cfg->redirect_cache > 0 && ctx->sbc != NULL &&
 	    (ctx->cache = cache_new((size_t)cfg->redirect_cache,
 	    cfg->redirect_cache_ttl)) == NULL) {
 		log_warnx("out of memory for the redirect cache");
+		analytics_fini(ctx);
 		visits_free(ctx->visits);
 		ctx->visits = NULL;
 		return -1;
@@ -857,6 +871,7 @@ short_fini(struct worker_ctx *ctx)
 {
 	cache_free(ctx->cache);
 	ctx->cache = NULL;
+	analytics_fini(ctx);
 	if (ctx->visits == NULL)
 		return;
 	visits_flush(ctx->visits, ctx->db, mono_ms());
@@ -891,12 +906,13 @@ short_handle(struct worker_ctx *ctx, const struct request *req,
 		idlen = (size_t)(slash - p);
 		len -= idlen + 1;
 		if (id_valid(p, idlen) && ((len == 5 &&
-		    memcmp(slash + 1, "stats", 5) == 0) || (len == 2 &&
+		    memcmp(slash + 1, "stats", 5) == 0) || (len == 6 &&
+		    memcmp(slash + 1, "visits", 6) == 0) || (len == 2 &&
 		    memcmp(slash + 1, "qr", 2) == 0))) {
 			memcpy(id, p, idlen);
 			id[idlen] = '\0';
 			short_sub(ctx, req, resp, id, len == 2 ? "qr" :
-			    "stats");
+			    len == 6 ? "visits" : "stats");
 		} else
 			short_not_found(resp, "no such path");
 	}

@@ -45,12 +45,25 @@
  *
  * Links with a visit limit are not counted here: shortener.c counts
  * them one by one with a conditional UPDATE, so the limit holds.
+ *
+ * Visit records (analytics on, see analytics.c): each recorded visit
+ * also waits here, chained to its link's slot, and goes into the
+ * flush's transaction after its link's count, as multi-row INSERTs
+ * (db.c): a link's records are written exactly when its count is,
+ * and wait with it when its row is locked.  A bot's visit, or one of
+ * a link with a visit limit (counted in the database already), puts
+ * its link in the table with nothing to add, so that its row is
+ * locked and its records go with it.  Referer hosts are kept once per
+ * flush window in a small arena.  A full record array or arena makes
+ * the flush due at once; what does not fit meanwhile is counted but
+ * not recorded (logged at the flush).
  */
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "workers.h"
 
@@ -62,18 +75,40 @@
 #define VISITS_COUNT_EARLY	10000
 #define VISITS_RETRY_MIN_MS	1000	/* after a failed flush */
 #define VISITS_RETRY_MAX_MS	30000
+#define VISITS_REC_MAX		16384	/* records waiting, at most */
+#define VISITS_REC_EARLY	8192	/* flush at once from here */
+#define VISITS_REF_SLOTS	2048	/* distinct referer hosts, power of 2 */
+#define VISITS_REF_ARENA	(64 * 1024)	/* bytes of their names */
+#define VISITS_NONE		VISIT_REC_NONE
 
 struct visit_slot {
 	char	 id[ID_MAX + 1];
-	int64_t	 count;		/* 0: the slot is free */
-	int64_t	 last_us;
+	int	 used;
+	int64_t	 count;		/* visits to add to urls.visits */
+	int64_t	 last_us;	/* of the latest counted one, 0: none */
+	uint32_t rec_first;	/* the link's records, VISITS_NONE: none */
+	uint32_t rec_last;
+};
+
+/* What a flush keeps of a link whose row was locked. */
+struct visit_left {
+	struct visit_slot s;
+	uint32_t	 nrec;
 };
 
 struct visits {
 	struct visit_slot *slot;	/* VISITS_SLOTS of them */
 	uint32_t	*used;		/* taken slots, in order */
 	struct db_visits *out;		/* a flush's rows, sorted by id */
-	struct visit_slot *left;	/* what a flush leaves waiting */
+	struct visit_left *left;	/* what a flush leaves waiting */
+	struct visit_rec *rec;		/* records; NULL until the first */
+	uint32_t	 nrec;
+	uint32_t	*ref_slot;	/* referer hash: arena offset + 1 */
+	char		*ref_arena;
+	size_t		 ref_used;	/* bytes of the arena taken */
+	uint32_t	 nref;
+	uint32_t	 rnd;		/* xorshift32 state, for uniq */
+	uint64_t	 dropped_rec;	/* not recorded since the last flush */
 	size_t		 nused;
 	int64_t		 total;		/* visits waiting */
 	int64_t		 since_ms;	/* when the oldest began to wait */
@@ -118,6 +153,9 @@ visits_free(struct visits *v)
 	free(v->used);
 	free(v->out);
 	free(v->left);
+	free(v->rec);
+	free(v->ref_slot);
+	free(v->ref_arena);
 	free(v);
 }
 
@@ -129,7 +167,7 @@ visits_probe(const struct visits *v, const char *id)
 	uint32_t	 i;
 
 	for (i = id_hash(id) & (VISITS_SLOTS - 1);
-	    v->slot[i].count != 0 && strcmp(v->slot[i].id, id) != 0;
+	    v->slot[i].used && strcmp(v->slot[i].id, id) != 0;
 	    i = (i + 1) & (VISITS_SLOTS - 1))
 		;
 	return i;
@@ -143,8 +181,10 @@ visits_take(struct visits *v, uint32_t i, const char *id, int64_t count,
 	struct visit_slot	*s = &v->slot[i];
 
 	memcpy(s->id, id, strlen(id) + 1);
+	s->used = 1;
 	s->count = count;
 	s->last_us = last_us;
+	s->rec_first = s->rec_last = VISITS_NONE;
 	if (v->nused == 0)
 		v->since_ms = now_ms;
 	v->used[v->nused++] = i;
@@ -154,6 +194,72 @@ visits_take(struct visits *v, uint32_t i, const char *id, int64_t count,
 int
 visits_add(struct visits *v, const char *id, int64_t now_us, int64_t now_ms)
 {
+	return visits_record(v, id, 1, NULL, now_us, now_ms);
+}
+
+/* The arena's copy of referer host h (len bytes), added if new; NULL
+ * when the arena is full. */
+static const char *
+visits_ref(struct visits *v, const char *h, size_t len)
+{
+	uint32_t	 i, off;
+
+	if (v->ref_slot == NULL &&
+	    ((v->ref_slot = calloc(VISITS_REF_SLOTS, sizeof(uint32_t))) ==
+	    NULL || (v->ref_arena = malloc(VISITS_REF_ARENA)) == NULL))
+		return NULL;
+	for (i = id_hash(h) & (VISITS_REF_SLOTS - 1);
+	    (off = v->ref_slot[i]) != 0;
+	    i = (i + 1) & (VISITS_REF_SLOTS - 1))
+		if (strcmp(v->ref_arena + off - 1, h) == 0)
+			return v->ref_arena + off - 1;
+	if (v->nref >= VISITS_REF_SLOTS / 2 ||
+	    v->ref_used + len + 1 > VISITS_REF_ARENA)
+		return NULL;
+	memcpy(v->ref_arena + v->ref_used, h, len + 1);
+	v->ref_slot[i] = (uint32_t)v->ref_used + 1;
+	v->ref_used += len + 1;
+	v->nref++;
+	return v->ref_arena + v->ref_slot[i] - 1;
+}
+
+/* Chain a copy of r to slot s's records.  0, or -1 (no room). */
+static int
+visits_chain(struct visits *v, struct visit_slot *s,
+    const struct visit_rec *r)
+{
+	struct visit_rec	*c;
+
+	if (v->rec == NULL &&
+	    (v->rec = calloc(VISITS_REC_MAX, sizeof(*v->rec))) == NULL)
+		return -1;
+	if (v->nrec >= VISITS_REC_MAX)
+		return -1;
+	c = &v->rec[v->nrec];
+	*c = *r;
+	c->ref = NULL;
+	if (r->ref != NULL && r->ref[0] != '\0')
+		c->ref = visits_ref(v, r->ref, strlen(r->ref));
+	if (v->rnd == 0)
+		v->rnd = (uint32_t)id_hash(s->id) ^ (uint32_t)r->at_ms ^
+		    (uint32_t)getpid() ^ 0x9e3779b9u;
+	v->rnd ^= v->rnd << 13;
+	v->rnd ^= v->rnd >> 17;
+	v->rnd ^= v->rnd << 5;
+	c->uniq = v->rnd;
+	c->next = VISITS_NONE;
+	if (s->rec_last == VISITS_NONE)
+		s->rec_first = v->nrec;
+	else
+		v->rec[s->rec_last].next = v->nrec;
+	s->rec_last = v->nrec++;
+	return 0;
+}
+
+int
+visits_record(struct visits *v, const char *id, int count,
+    const struct visit_rec *r, int64_t now_us, int64_t now_ms)
+{
 	struct visit_slot	*s;
 	size_t			 len = strlen(id);
 	uint32_t		 i;
@@ -161,18 +267,21 @@ visits_add(struct visits *v, const char *id, int64_t now_us, int64_t now_ms)
 	if (len == 0 || len > ID_MAX)
 		return -1;
 	s = &v->slot[i = visits_probe(v, id)];
-	if (s->count != 0) {
-		s->count++;
+	if (!s->used) {
+		if (v->nused >= VISITS_LINKS_MAX) {
+			v->dropped++;
+			return -1;
+		}
+		visits_take(v, i, id, 0, 0, now_ms);
+	}
+	if (count > 0) {
+		s->count += count;
 		if (now_us > s->last_us)
 			s->last_us = now_us;
-		v->total++;
-		return 0;
+		v->total += count;
 	}
-	if (v->nused >= VISITS_LINKS_MAX) {
-		v->dropped++;
-		return -1;
-	}
-	visits_take(v, i, id, 1, now_us, now_ms);
+	if (r != NULL && visits_chain(v, s, r) == -1)
+		v->dropped_rec++;
 	return 0;
 }
 
@@ -200,7 +309,9 @@ visits_due(const struct visits *v, int64_t now_ms)
 	if (v->retry_ms > now_ms)
 		left = v->retry_ms - now_ms;
 	else if (v->nused >= VISITS_LINKS_EARLY ||
-	    v->total >= VISITS_COUNT_EARLY)
+	    v->total >= VISITS_COUNT_EARLY || v->nrec >= VISITS_REC_EARLY ||
+	    v->ref_used >= VISITS_REF_ARENA / 4 * 3 ||
+	    v->nref >= VISITS_REF_SLOTS / 8 * 3)
 		return 0;
 	else
 		left = v->since_ms + v->flush_ms - now_ms;
@@ -220,11 +331,17 @@ visits_clear(struct visits *v)
 	size_t	 k;
 
 	for (k = 0; k < v->nused; k++) {
+		v->slot[v->used[k]].used = 0;
 		v->slot[v->used[k]].count = 0;
 		v->slot[v->used[k]].id[0] = '\0';
 	}
 	v->nused = 0;
 	v->total = 0;
+	v->nrec = 0;
+	v->nref = 0;
+	v->ref_used = 0;
+	if (v->ref_slot != NULL)
+		memset(v->ref_slot, 0, VISITS_REF_SLOTS * sizeof(uint32_t));
 }
 
 static int
@@ -236,28 +353,66 @@ visits_cmp(const void *a, const void *b)
 
 /*
  * After a flush: empty the table, then put back the links the
- * database did not take (v->out[k].pending), copied out first since
- * v->out points into the slots.  -> visits put back.
+ * database did not take (v->out[k].pending) with their records,
+ * copied out first since v->out points into the slots and the records
+ * into the arena.  -> visits put back.
  */
 static int64_t
 visits_keep_pending(struct visits *v, int64_t now_ms)
 {
-	size_t		 k, n = 0;
-	int64_t		 sum = 0;
+	struct visit_rec	*kept = NULL;
+	struct visit_slot	*s;
+	char			*names = NULL, *c;
+	size_t			 k, n = 0, nk = 0, want = 0, bytes = 0;
+	uint32_t		 i, j;
+	int64_t			 sum = 0;
 
+	for (k = 0; k < v->nused; k++)
+		for (j = v->out[k].pending ? v->out[k].rec_first :
+		    VISITS_NONE; j != VISITS_NONE; j = v->rec[j].next) {
+			want++;
+			if (v->rec[j].ref != NULL)
+				bytes += strlen(v->rec[j].ref) + 1;
+		}
+	if (want > 0 && ((kept = calloc(want, sizeof(*kept))) == NULL ||
+	    (names = malloc(bytes + 1)) == NULL)) {
+		v->dropped_rec += want;
+		want = 0;
+	}
+	c = names;
 	for (k = 0; k < v->nused; k++) {
 		if (!v->out[k].pending)
 			continue;
-		memcpy(v->left[n].id, v->out[k].id, strlen(v->out[k].id) + 1);
-		v->left[n].count = v->out[k].count;
-		v->left[n].last_us = v->out[k].last_us;
-		sum += v->left[n].count;
+		s = &v->left[n].s;
+		memcpy(s->id, v->out[k].id, strlen(v->out[k].id) + 1);
+		s->count = v->out[k].count;
+		s->last_us = v->out[k].last_us;
+		v->left[n].nrec = 0;
+		for (j = want > 0 ? v->out[k].rec_first : VISITS_NONE;
+		    j != VISITS_NONE; j = v->rec[j].next) {
+			kept[nk] = v->rec[j];
+			if (kept[nk].ref != NULL) {
+				memcpy(c, kept[nk].ref, strlen(kept[nk].ref) + 1);
+				kept[nk].ref = c;
+				c += strlen(c) + 1;
+			}
+			nk++;
+			v->left[n].nrec++;
+		}
+		sum += s->count;
 		n++;
 	}
 	visits_clear(v);
-	for (k = 0; k < n; k++)
-		visits_take(v, visits_probe(v, v->left[k].id), v->left[k].id,
-		    v->left[k].count, v->left[k].last_us, now_ms);
+	for (k = 0, nk = 0; k < n; k++) {
+		s = &v->left[k].s;
+		visits_take(v, i = visits_probe(v, s->id), s->id, s->count,
+		    s->last_us, now_ms);
+		for (j = 0; j < v->left[k].nrec; j++, nk++)
+			if (visits_chain(v, &v->slot[i], &kept[nk]) == -1)
+				v->dropped_rec++;
+	}
+	free(kept);
+	free(names);
 	return sum;
 }
 
@@ -281,6 +436,8 @@ visits_flush(struct visits *v, struct db *db, int64_t now_ms)
 		v->out[k].id = s->id;
 		v->out[k].count = s->count;
 		v->out[k].last_us = s->last_us;
+		v->out[k].rec = v->rec;
+		v->out[k].rec_first = s->rec_first;
 		v->out[k].pending = 1;
 		sum += s->count;
 	}
@@ -338,5 +495,9 @@ visits_flush(struct visits *v, struct db *db, int64_t now_ms)
 	if (v->dropped > 0)
 		log_warnx("visits: %llu visits not counted: too many links "
 		    "waiting", (unsigned long long)v->dropped);
+	if (v->dropped_rec > 0)
+		log_warnx("visits: %llu visits not recorded: too many "
+		    "records waiting", (unsigned long long)v->dropped_rec);
 	v->dropped = 0;
+	v->dropped_rec = 0;
 }

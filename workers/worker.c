@@ -277,8 +277,9 @@ static void
 log_request(const struct worker *w, const struct request *req,
     const struct response *resp, int64_t started)
 {
-	log_debug("#%llu %s %s %s -> %d (%lld ms)",
-	    (unsigned long long)w->nreq, req->remote_addr, req->method,
+	/* No client address: shortd never logs (nor stores) one. */
+	log_debug("#%llu %s %s -> %d (%lld ms)",
+	    (unsigned long long)w->nreq, req->method,
 	    req->uri, resp->status, (long long)(mono_ms() - started));
 }
 

@@ -12,13 +12,15 @@
  *   auth.c                  the auth service (/users)
  *   shortener.c             the shortener service: routes, links, visit counts
  *   short_input.c           its requests checked: token, URL, limits, paging
- *   short_sub.c             its sub-routes /<id>/stats and /<id>/qr
+ *   short_sub.c             its sub-routes /<id>/stats, /<id>/visits, /<id>/qr
  *   visits.c                visit counts kept in memory and flushed
  *   cache.c                 the redirect cache
  *   status.c                the status service (/metrics, /status)
+ *   analytics.c             visit analytics: records and their routes
+ *   ua.c geoip.c            User-Agent and Referer; countries
  *   db.c                    the database connection, retries, statement helper
  *                           (db.h: shared by the db_*.c files only)
- *   db_users.c db_links.c db_visits.c
+ *   db_users.c db_links.c db_visits.c db_analytics.c
  *                           one file per thing stored
  *
  * The pure modules (json, form, jwt, password, url, id) never log,
@@ -279,6 +281,49 @@ int	username_valid(const char *, size_t);
 int	rfc3339_parse(const char *, size_t, int64_t *us);
 int	rfc3339_format(int64_t us, char *out, size_t outlen);
 
+/* ua.c: what a visit's User-Agent and Referer say (visit analytics).
+ * Class ids are stored in the database (visits.browser, .os, .device):
+ * append new ones, never renumber.  Id 0 is "unknown" (null). */
+enum {
+	UA_B_UNKNOWN = 0, UA_B_CHROME, UA_B_FIREFOX, UA_B_SAFARI, UA_B_EDGE,
+	UA_B_OPERA, UA_B_SAMSUNG, UA_B_IE, UA_B_YANDEX, UA_B_UC,
+	UA_B_VIVALDI, UA_B_FACEBOOK, UA_B_INSTAGRAM,
+	/* bots */
+	UA_B_GOOGLEBOT, UA_B_BINGBOT, UA_B_SLACKBOT, UA_B_FACEBOOKHIT,
+	UA_B_TWITTERBOT, UA_B_DISCORDBOT, UA_B_WHATSAPP, UA_B_TELEGRAM,
+	UA_B_LINKEDIN, UA_B_APPLEBOT, UA_B_YANDEXBOT, UA_B_BAIDU,
+	UA_B_DUCKDUCKBOT, UA_B_SKYPE, UA_B_PINTEREST, UA_B_REDDIT,
+	UA_B_CURL, UA_B_WGET, UA_B_PYREQUESTS, UA_B_SCRIPT, UA_B_HEADLESS,
+	UA_B_BOT,
+	UA_BROWSERS
+};
+enum {
+	UA_O_UNKNOWN = 0, UA_O_WINDOWS, UA_O_MACOS, UA_O_IOS, UA_O_ANDROID,
+	UA_O_LINUX, UA_O_CHROMEOS,
+	UA_OSES
+};
+enum {
+	UA_D_UNKNOWN = 0, UA_D_DESKTOP, UA_D_MOBILE, UA_D_TABLET, UA_D_BOT,
+	UA_DEVICES
+};
+struct ua_class {
+	uint8_t	 browser;	/* UA_B_* (a bot's family when bot) */
+	uint8_t	 os;		/* UA_O_* */
+	uint8_t	 device;	/* UA_D_*; UA_D_BOT exactly when bot */
+	uint8_t	 bot;		/* crawler, link previewer or script */
+};
+/* Classify a User-Agent of len bytes (any bytes; NULL or empty: all
+ * unknown, not a bot). */
+void	ua_classify(const char *ua, size_t len, struct ua_class *);
+/* The names of class ids, NULL for unknown (and out of range). */
+const char *ua_browser_name(unsigned int);
+const char *ua_os_name(unsigned int);
+const char *ua_device_name(unsigned int);
+/* The host of a Referer (lowercase, no port, no user info), cut to
+ * outlen - 1 bytes, into out.  Its length, or 0 (no usable host). */
+#define REFERER_HOST_MAX	255
+int	referer_host(const char *ref, size_t len, char *out, size_t outlen);
+
 /* qr.c: the SVG drawing of a QR code (libqrencode) of text, appended
  * to out.  0, or -1 (text too long for a QR code, or no memory). */
 int	qr_svg(const char *text, size_t len, struct buf *out);
@@ -322,11 +367,28 @@ struct db_url_change {
 	int64_t		 max_visits;
 };
 
-/* Visits of one link waiting to be added (visits.c -> db_visits.c). */
+/* One recorded visit (analytics), waiting in a worker's batch. */
+struct visit_rec {
+	int64_t		 at_ms;		/* wall clock */
+	const char	*ref;		/* referer host, or NULL */
+	uint32_t	 uniq;		/* tells visits of one ms apart */
+	uint32_t	 next;		/* visits.c: the link's next one */
+	char		 country[2];	/* ISO 3166-1 alpha-2; "\0": none */
+	uint8_t		 browser;	/* UA_B_* */
+	uint8_t		 os;		/* UA_O_* */
+	uint8_t		 device;	/* UA_D_* (UA_D_BOT: a bot) */
+};
+#define VISIT_REC_NONE	UINT32_MAX
+
+/* Visits of one link waiting to be added (visits.c -> db_visits.c):
+ * count for urls.visits (may be 0) and the chain of its records,
+ * rec_first then rec[].next, in rec (VISIT_REC_NONE: none). */
 struct db_visits {
 	const char	*id;
 	int64_t		 count;
-	int64_t		 last_us;
+	int64_t		 last_us;	/* 0: no counted visit */
+	const struct visit_rec *rec;
+	uint32_t	 rec_first;
 	int		 pending;	/* out: surely not written */
 };
 #define DB_VISITS_BATCH	32	/* links per UPDATE of a flush */
@@ -391,6 +453,23 @@ enum db_status	 db_url_list(struct db *, const char *owner,
 		    size_t max, size_t *n);
 void		 db_url_clear(struct db_url *);
 
+/* db_analytics.c: the visits and visits_daily tables. */
+struct db_visit_row {
+	int64_t		 at_ms;
+	uint32_t	 uniq;
+	char		 referer[REFERER_HOST_MAX + 1];	/* "": none */
+	char		 country[3];			/* "": unknown */
+	uint8_t		 browser, os, device;
+};
+enum { DB_BOTS_INCLUDE = 0, DB_BOTS_EXCLUDE, DB_BOTS_ONLY };
+/* Link id's visits in [since_ms, until_ms), newest first, strictly
+ * before (before_ms, before_uniq), bots as DB_BOTS_* says: up to max
+ * rows, *n of them. */
+enum db_status	 db_visit_list(struct db *, const char *id, int64_t since_ms,
+		    int64_t until_ms, int bots, int64_t before_ms,
+		    uint32_t before_uniq, struct db_visit_row *rows,
+		    size_t max, size_t *n);
+
 /* ------------------------------------------------------------------ */
 /* The services and the worker loop                                    */
 /* ------------------------------------------------------------------ */
@@ -409,6 +488,12 @@ void		 visits_free(struct visits *);
  * table is full and the visit was not counted. */
 int		 visits_add(struct visits *, const char *id, int64_t now_us,
 		    int64_t now_ms);
+/* The same for count (0 or 1) visits with a record r (copied, NULL:
+ * none): a bot's visit or one of a limited link, counted elsewhere,
+ * has count 0.  0, or -1 if the link could not be taken (the visit is
+ * neither counted nor recorded). */
+int		 visits_record(struct visits *, const char *id, int count,
+		    const struct visit_rec *r, int64_t now_us, int64_t now_ms);
 /* Milliseconds until a flush is due (0: now), -1 if nothing waits. */
 int		 visits_due(const struct visits *, int64_t now_ms);
 /* Write what waits.  Visits surely not written (their row locked by
@@ -461,6 +546,21 @@ void		 cache_bump_all(struct sb_cache *);
 /* Count a lookup for /metrics: a hit, or a miss. */
 void		 cache_count(struct sb_cache *, int hit);
 
+/* ------------------------------------------------------------------ */
+/* geoip.c: the visitor's country from a MaxMind DB (libmaxminddb)     */
+/* ------------------------------------------------------------------ */
+
+struct geoip;
+
+/* Open path (memory-mapped): the handle, or NULL and why in err. */
+struct geoip	*geoip_open(const char *path, char *err, size_t errlen);
+void		 geoip_close(struct geoip *);
+/* 0 if path is "" or a MaxMind DB that opens; else -1 and why. */
+int		 geoip_check(const char *path, char *err, size_t errlen);
+/* The ISO 3166-1 alpha-2 code of addr (textual IPv4 or IPv6) in cc:
+ * 0, or -1 (unknown; cc is zeroed). */
+int		 geoip_country(struct geoip *, const char *addr, char cc[2]);
+
 /* What a handler sees: the worker's long-lived state. */
 struct worker_ctx {
 	const struct config	*cfg;
@@ -471,6 +571,8 @@ struct worker_ctx {
 	struct sb_cache		*sbc;		/* the scoreboard's, shared by all
 						   workers; NULL: none */
 	struct cache		*cache;		/* shortener; NULL: off */
+	int			 analytics;	/* shortener: record visits */
+	struct geoip		*geoip;		/* shortener; NULL: no country */
 	/* Hand the worker's idle kept connections to the pool's other
 	 * workers: a service calls it before work no request waits for
 	 * (a visit flush), so that requests the front end sends on them
@@ -498,6 +600,19 @@ struct service {
 	void		 (*fini)(struct worker_ctx *);
 };
 
+/* analytics.c: visit records and the routes that read them (see the
+ * top of analytics.c). */
+int	 analytics_init(struct worker_ctx *);
+void	 analytics_fini(struct worker_ctx *);
+/* Fill r for a visit of this request at now_us (ref receives the
+ * referer host r->ref points to).  1 if the visitor is a bot, else 0. */
+int	 analytics_visit(const struct worker_ctx *, const struct request *,
+	    int64_t now_us, struct visit_rec *r,
+	    char ref[REFERER_HOST_MAX + 1]);
+/* GET /<id>/visits */
+void	 analytics_visits(struct worker_ctx *, const struct request *,
+	    struct response *, const char *id);
+
 extern const struct service auth_service;		/* auth.c */
 extern const struct service shortener_service;	/* shortener.c */
 extern const struct service status_service;	/* status.c */
@@ -505,8 +620,9 @@ extern const struct service status_service;	/* status.c */
 /* ------------------------------------------------------------------ */
 /* The shortener service: shortener.c (routes, links, visit counts),  */
 /* short_input.c (what a request brings, checked), short_sub.c        */
-/* (/<id>/stats, /<id>/qr).  The checks return 0, or -1 with the      */
-/* refusal (400, 403, 503) in resp.                                    */
+/* (/<id>/stats, /<id>/visits, /<id>/qr); analytics.c's routes use   */
+/* them too.  The checks return 0, or -1 with the refusal (400, 403,   */
+/* 503) in resp.                                                       */
 /* ------------------------------------------------------------------ */
 
 #define BASE_MAX	600	/* scheme://host[:port][/path] */
