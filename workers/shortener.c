@@ -45,6 +45,15 @@
 #define FLUSH_WAIT_MS		5	/* try again for a turn after */
 #define FLUSH_FORCE_LINKS	1024	/* links waiting: flush anyway */
 
+/* The body fields of a link's limits (short_limits()), in a field
+ * array's initialiser, at the three indexes given. */
+#define LIMIT_FIELDS(at, in, max)					\
+	[at] = { { "expires_at", NULL }, .nullable = 1 },		\
+	[in] = { { "expires_in", NULL }, .type = FIELD_INT,		\
+	    .nullable = 1 },						\
+	[max] = { { "max_visits", NULL }, .type = FIELD_INT,		\
+	    .nullable = 1 },
+
 static int	 short_init(struct worker_ctx *);
 static void	 short_handle(struct worker_ctx *, const struct request *,
 		    struct response *);
@@ -263,11 +272,7 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 		[CF_VALUE] = { { "value", NULL }, 1 },
 		[CF_ID] = { { "id", NULL } },
 		[CF_REUSE] = { { "reuse", NULL }, .type = FIELD_BOOL },
-		[CF_EXPIRES_AT] = { { "expires_at", NULL }, .nullable = 1 },
-		[CF_EXPIRES_IN] = { { "expires_in", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
-		[CF_MAX_VISITS] = { { "max_visits", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
+		LIMIT_FIELDS(CF_EXPIRES_AT, CF_EXPIRES_IN, CF_MAX_VISITS)
 	};
 	struct short_limits	 lim;
 	char			 id[ID_MAX + 1], err[128];
@@ -674,11 +679,7 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 {
 	struct field		 f[UF_COUNT] = {
 		[UF_URL] = { { "url", "value", NULL } },
-		[UF_EXPIRES_AT] = { { "expires_at", NULL }, .nullable = 1 },
-		[UF_EXPIRES_IN] = { { "expires_in", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
-		[UF_MAX_VISITS] = { { "max_visits", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
+		LIMIT_FIELDS(UF_EXPIRES_AT, UF_EXPIRES_IN, UF_MAX_VISITS)
 	};
 	struct db_url_change	 c;
 	struct short_limits	 lim;

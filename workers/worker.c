@@ -339,6 +339,15 @@ conn_handle(struct worker *w, struct conn *c)
 	response_free(&resp);
 }
 
+/* A request is over (answered or aborted): wait for the next one. */
+static void
+conn_next(struct worker *w, struct conn *c)
+{
+	fcgi_next(&c->p);
+	c->mid_request = 0;
+	c->deadline = mono_ms() + (int64_t)w->cfg->idle_timeout * 1000;
+}
+
 /*
  * Feed buffered input to the parser and handle every request that
  * completes.  Returns -1 when the connection must be dropped.
@@ -367,10 +376,7 @@ conn_process(struct worker *w, struct conn *c)
 			return 0;
 		case FCGI_READY:
 			conn_handle(w, c);
-			fcgi_next(&c->p);
-			c->mid_request = 0;
-			c->deadline = mono_ms() +
-			    (int64_t)w->cfg->idle_timeout * 1000;
+			conn_next(w, c);
 			break;
 		case FCGI_ABORTED:
 			fcgi_put_end(&c->out, c->p.id, 0,
@@ -379,10 +385,7 @@ conn_process(struct worker *w, struct conn *c)
 			 * forgets: read it first. */
 			if (!c->p.keep_conn)
 				c->closing = 1;
-			fcgi_next(&c->p);
-			c->mid_request = 0;
-			c->deadline = mono_ms() +
-			    (int64_t)w->cfg->idle_timeout * 1000;
+			conn_next(w, c);
 			break;
 		case FCGI_PROTO_ERROR:
 			log_warnx("FastCGI protocol error; closing connection");
