@@ -246,7 +246,7 @@ $(UI_STAMP): regress/ui/package.json regress/ui/package-lock.json
 	cd regress/ui && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# The README's screenshots, from the last `make check-ui`.
+# The screenshots of the README and docs/web.md, from the last `make check-ui`.
 ui-screenshots:
 	@mkdir -p docs/screenshots
 	for f in $(UI_SHOTS); do \
