@@ -144,6 +144,9 @@ void	pool_cache_unmap(struct shc_map *);
 int	health_probe(const struct config *, enum pool_kind, int timeout_ms,
 	    char *err, size_t errlen);
 
+/* clock.c: CLOCK_MONOTONIC in milliseconds */
+int64_t	mono_ms(void);
+
 /* master.c */
 int	master_run(const char *config_file, struct config *, int foreground);
 

@@ -124,15 +124,6 @@ master_handoff(struct master *m)
 		}
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Before the pools exist there is nothing to drain: a stop is an exit.
  * Unix socket files left behind are replaced by the next start. */
 static void

@@ -190,7 +190,7 @@ worker_adopt(struct worker *w)
 	    (w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1) {
 		log_warn("handoff: pausing %d ms", ACCEPT_PAUSE_MS);
 		listen_toggle(w, 0);
-		w->resume_accept = worker_now_ms() + ACCEPT_PAUSE_MS;
+		w->resume_accept = mono_ms() + ACCEPT_PAUSE_MS;
 		return;
 	}
 	close(w->spare_fd);

@@ -1,9 +1,10 @@
 /*
  * short_input.c — what a request to the shortener brings, checked: the
- * token (its signature, then its user), the body, the URL, a link's
- * limits, and the paging parameters of a listing.  Each check either
- * fills what the handler needs or puts the refusal (400, 403, 503) in
- * the response; the order of checks is the handlers' (shortener.c).
+ * token (its signature, then its user), the URL, a link's limits, and
+ * the paging parameters of a listing (the body: body_read()).  Each
+ * check either fills what the handler needs or puts the refusal (400,
+ * 403, 503) in the response; the order of checks is the handlers'
+ * (shortener.c).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -103,29 +104,6 @@ short_token(const struct worker_ctx *ctx, const struct request *req,
 	if (short_token_verify(ctx, req, resp, claims) == -1 ||
 	    short_token_live(ctx, resp, claims) == -1)
 		return -1;
-	return 0;
-}
-
-/*
- * Read a body into n fields.  0, or -1 with the 400 (or 503) already
- * in resp.  On 0 the caller owns the fields (fields_free()).
- */
-int
-short_body(const struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, struct field *f, size_t n)
-{
-	char			 err[256];
-	enum body_status	 bs;
-
-	err[0] = '\0';
-	if ((bs = body_parse(req, f, n, err, sizeof(err))) != BODY_OK) {
-		if (bs == BODY_NOMEM)
-			response_unavailable(resp, ctx->cfg->db_retry_after);
-		else
-			response_error(resp, 400, "error",
-			    err[0] != '\0' ? err : "malformed body");
-		return -1;
-	}
 	return 0;
 }
 

@@ -45,6 +45,15 @@
 #define FLUSH_WAIT_MS		5	/* try again for a turn after */
 #define FLUSH_FORCE_LINKS	1024	/* links waiting: flush anyway */
 
+/* The body fields of a link's limits (short_limits()), in a field
+ * array's initialiser, at the three indexes given. */
+#define LIMIT_FIELDS(at, in, max)					\
+	[at] = { { "expires_at", NULL }, .nullable = 1 },		\
+	[in] = { { "expires_in", NULL }, .type = FIELD_INT,		\
+	    .nullable = 1 },						\
+	[max] = { { "max_visits", NULL }, .type = FIELD_INT,		\
+	    .nullable = 1 },
+
 static int	 short_init(struct worker_ctx *);
 static void	 short_handle(struct worker_ctx *, const struct request *,
 		    struct response *);
@@ -67,15 +76,6 @@ short_now_us(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-short_mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void
@@ -272,11 +272,7 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 		[CF_VALUE] = { { "value", NULL }, 1 },
 		[CF_ID] = { { "id", NULL } },
 		[CF_REUSE] = { { "reuse", NULL }, .type = FIELD_BOOL },
-		[CF_EXPIRES_AT] = { { "expires_at", NULL }, .nullable = 1 },
-		[CF_EXPIRES_IN] = { { "expires_in", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
-		[CF_MAX_VISITS] = { { "max_visits", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
+		LIMIT_FIELDS(CF_EXPIRES_AT, CF_EXPIRES_IN, CF_MAX_VISITS)
 	};
 	struct short_limits	 lim;
 	char			 id[ID_MAX + 1], err[128];
@@ -284,7 +280,7 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 	enum db_status		 st = DB_UNAVAILABLE;
 	int			 tries, extended, i;
 
-	if (short_body(ctx, req, resp, f, CF_COUNT) == -1 ||
+	if (body_read(ctx, req, resp, f, CF_COUNT) == -1 ||
 	    short_url_ok(resp, &f[CF_VALUE]) == -1)
 		goto refused;
 	extended = ctx->cfg->public_url[0] != '\0';
@@ -534,7 +530,7 @@ short_count(struct worker_ctx *ctx, const struct request *req,
 	if (ctx->visits != NULL && (ctx->analytics || u->max_visits == 0))
 		(void)visits_record(ctx->visits, u->id,
 		    u->max_visits == 0 && !bot, ctx->analytics ? &rec : NULL,
-		    now_us, short_mono_ms());
+		    now_us, mono_ms());
 	return 0;
 }
 
@@ -588,7 +584,7 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 	buf_init(&b);
 	link = &u;
 	if (ctx->cache != NULL) {
-		now_ms = short_mono_ms();
+		now_ms = mono_ms();
 		cache_stamp(ctx->sbc, id, &stamp);
 		if (short_cached(ctx, id, &stamp, now_ms, url, &hit) == 0)
 			link = &hit;
@@ -684,11 +680,7 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 {
 	struct field		 f[UF_COUNT] = {
 		[UF_URL] = { { "url", "value", NULL } },
-		[UF_EXPIRES_AT] = { { "expires_at", NULL }, .nullable = 1 },
-		[UF_EXPIRES_IN] = { { "expires_in", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
-		[UF_MAX_VISITS] = { { "max_visits", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
+		LIMIT_FIELDS(UF_EXPIRES_AT, UF_EXPIRES_IN, UF_MAX_VISITS)
 	};
 	struct db_url_change	 c;
 	struct short_limits	 lim;
@@ -702,7 +694,7 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 	memset(&c, 0, sizeof(c));
 	buf_init(&b);
 	if (short_owned(ctx, resp, id, claims, &u) == -1 ||
-	    short_body(ctx, req, resp, f, UF_COUNT) == -1)
+	    body_read(ctx, req, resp, f, UF_COUNT) == -1)
 		goto out;
 	limits = f[UF_EXPIRES_AT].present || f[UF_EXPIRES_IN].present ||
 	    f[UF_MAX_VISITS].present;
@@ -864,7 +856,7 @@ short_tick(struct worker_ctx *ctx)
 
 	if (ctx->visits == NULL)
 		return -1;
-	now = short_mono_ms();
+	now = mono_ms();
 	if (visits_due(ctx->visits, now) == 0) {
 		if ((turn = short_flush_turn(ctx, now)) == 0)
 			return FLUSH_WAIT_MS;
@@ -874,7 +866,7 @@ short_tick(struct worker_ctx *ctx)
 			atomic_store_explicit(ctx->flush_lease, 0,
 			    memory_order_release);
 	}
-	return visits_due(ctx->visits, short_mono_ms());
+	return visits_due(ctx->visits, mono_ms());
 }
 
 /* The worker is leaving: what it counted goes to the database. */
@@ -886,7 +878,7 @@ short_fini(struct worker_ctx *ctx)
 	analytics_fini(ctx);
 	if (ctx->visits == NULL)
 		return;
-	visits_flush(ctx->visits, ctx->db, short_mono_ms());
+	visits_flush(ctx->visits, ctx->db, mono_ms());
 	visits_free(ctx->visits);
 	ctx->visits = NULL;
 }

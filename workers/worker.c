@@ -81,16 +81,6 @@ static struct {
 } timeout_reply;
 
 
-int64_t
-worker_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-
 /* Close c now; its memory is freed by conn_reap() once no event of
  * the current batch can name it any more. */
 void
@@ -235,7 +225,7 @@ worker_state(struct worker *w, enum sb_state st, const char *method,
 {
 	if (w->slot == NULL || (st == w->state && st != SB_WORKING))
 		return;
-	sb_slot_set(w->slot, st, worker_now_ms(), method, path);
+	sb_slot_set(w->slot, st, mono_ms(), method, path);
 	w->state = st;
 }
 
@@ -290,7 +280,7 @@ log_request(const struct worker *w, const struct request *req,
 	/* No client address: shortd never logs (nor stores) one. */
 	log_debug("#%llu %s %s -> %d (%lld ms)",
 	    (unsigned long long)w->nreq, req->method,
-	    req->uri, resp->status, (long long)(worker_now_ms() - started));
+	    req->uri, resp->status, (long long)(mono_ms() - started));
 }
 
 /* Run one complete request and queue its response on c->out. */
@@ -301,7 +291,7 @@ conn_handle(struct worker *w, struct conn *c)
 	struct response	 resp;
 	struct buf	 raw;
 	struct timespec	 t0, t1;
-	int64_t		 started = worker_now_ms();
+	int64_t		 started = mono_ms();
 	int		 st;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -349,6 +339,15 @@ conn_handle(struct worker *w, struct conn *c)
 	response_free(&resp);
 }
 
+/* A request is over (answered or aborted): wait for the next one. */
+static void
+conn_next(struct worker *w, struct conn *c)
+{
+	fcgi_next(&c->p);
+	c->mid_request = 0;
+	c->deadline = mono_ms() + (int64_t)w->cfg->idle_timeout * 1000;
+}
+
 /*
  * Feed buffered input to the parser and handle every request that
  * completes.  Returns -1 when the connection must be dropped.
@@ -370,17 +369,14 @@ conn_process(struct worker *w, struct conn *c)
 		case FCGI_NEED_MORE:
 			if (c->p.id != 0 && !c->mid_request) {
 				c->mid_request = 1;
-				c->began = worker_now_ms();
+				c->began = mono_ms();
 				c->deadline = c->began +
 				    (int64_t)w->cfg->read_timeout * 1000;
 			}
 			return 0;
 		case FCGI_READY:
 			conn_handle(w, c);
-			fcgi_next(&c->p);
-			c->mid_request = 0;
-			c->deadline = worker_now_ms() +
-			    (int64_t)w->cfg->idle_timeout * 1000;
+			conn_next(w, c);
 			break;
 		case FCGI_ABORTED:
 			fcgi_put_end(&c->out, c->p.id, 0,
@@ -389,10 +385,7 @@ conn_process(struct worker *w, struct conn *c)
 			 * forgets: read it first. */
 			if (!c->p.keep_conn)
 				c->closing = 1;
-			fcgi_next(&c->p);
-			c->mid_request = 0;
-			c->deadline = worker_now_ms() +
-			    (int64_t)w->cfg->idle_timeout * 1000;
+			conn_next(w, c);
 			break;
 		case FCGI_PROTO_ERROR:
 			log_warnx("FastCGI protocol error; closing connection");
@@ -523,7 +516,7 @@ conn_new(struct worker *w, int fd, int fresh)
 	fcgi_init(&c->p, &w->lim);
 	buf_init(&c->in);
 	buf_init(&c->out);
-	c->began = worker_now_ms();
+	c->began = mono_ms();
 	c->mid_request = fresh;
 	c->deadline = c->began + (int64_t)(fresh ? w->cfg->read_timeout :
 	    w->cfg->idle_timeout) * 1000;
@@ -553,7 +546,7 @@ worker_accept(struct worker *w)
 			 * instead of spinning on a ready listen socket. */
 			log_warn("accept: pausing %d ms", ACCEPT_PAUSE_MS);
 			listen_toggle(w, 0);
-			w->resume_accept = worker_now_ms() + ACCEPT_PAUSE_MS;
+			w->resume_accept = mono_ms() + ACCEPT_PAUSE_MS;
 		}
 		return;
 	}
@@ -638,7 +631,7 @@ static void
 worker_listen(struct worker *w)
 {
 	struct conn	*c;
-	int64_t		 now = worker_now_ms();
+	int64_t		 now = mono_ms();
 	int		 want;
 
 	want = !w->retiring && w->resume_accept == 0;
@@ -653,7 +646,7 @@ static int
 worker_expire(struct worker *w)
 {
 	struct conn	*c, *next;
-	int64_t		 now = worker_now_ms(), wait = 1000;
+	int64_t		 now = mono_ms(), wait = 1000;
 
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
@@ -695,7 +688,7 @@ worker_trim(struct worker *w, int timeout)
 
 	if (w->nreq == w->trimmed_at)
 		return timeout;
-	left = w->last_req + TRIM_IDLE_MS - worker_now_ms();
+	left = w->last_req + TRIM_IDLE_MS - mono_ms();
 	if (left > 0)
 		return left < timeout ? (int)left : timeout;
 #ifdef __GLIBC__

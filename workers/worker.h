@@ -55,7 +55,6 @@ struct worker {
 };
 
 /* worker.c */
-int64_t	worker_now_ms(void);	/* CLOCK_MONOTONIC */
 /* A connection accepted (fresh: its request is on its way) or handed
  * over by another worker. */
 void	conn_new(struct worker *, int fd, int fresh);

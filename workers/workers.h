@@ -11,7 +11,7 @@
  *                           targets, ids, RFC 3339 times, QR codes
  *   auth.c                  the auth service (/users)
  *   shortener.c             the shortener service: routes, links, visit counts
- *   short_input.c           its requests checked: token, body, limits, paging
+ *   short_input.c           its requests checked: token, URL, limits, paging
  *   short_sub.c             its sub-routes /<id>/stats, /<id>/visits, /<id>/qr
  *   visits.c                visit counts kept in memory and flushed
  *   cache.c                 the redirect cache
@@ -40,6 +40,7 @@
 #include "../proto/shcache.h"
 
 struct db;
+struct worker_ctx;
 
 /* ------------------------------------------------------------------ */
 /* request.c: the request object and the response builder              */
@@ -150,6 +151,16 @@ enum body_status json_parse_fields(const char *, size_t, struct field *,
 /* An integer in JSON's grammar (-?(0|[1-9][0-9]*)) that fits int64_t:
  * 0 and *v, or -1.  Forms and JSON share it. */
 int	field_parse_int(const char *, size_t, int64_t *v);
+/* Also shared by the two readers: the field one of whose names is key
+ * (keylen bytes), or NULL; and a message into err (NULL: none). */
+struct field *field_match(struct field *, size_t n, const char *key,
+	    size_t keylen);
+void	field_err(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+enum body_status fields_required(const struct field *, size_t n, char *err,
+	    size_t errlen);
+/* The value of hex digit c, or -1 (JSON's \u escapes, forms' %XX). */
+int	hex_value(char c);
 /* Append s as a JSON string literal (quotes included). */
 int	json_put_str(struct buf *, const char *, size_t);
 /* Pieces of the strict JSON grammar, shared by the body reader and
@@ -172,7 +183,12 @@ long	url_decode(const char *src, size_t srclen, char *dst, size_t dstlen,
 /* body.c: choose JSON or form by Content-Type, then parse. */
 enum body_status body_parse(const struct request *, struct field *,
 	    size_t nfields, char *err, size_t errlen);
+/* The same for a handler: 0, or -1 with the 400 (or 503) in resp. */
+int	body_read(const struct worker_ctx *, const struct request *,
+	    struct response *, struct field *, size_t nfields);
 void	fields_free(struct field *, size_t nfields);
+/* Empty the fields' results without freeing them (json.c). */
+void	fields_reset(struct field *, size_t nfields);
 
 /* ------------------------------------------------------------------ */
 /* jwt.c: HS256 JSON Web Tokens (RFC 7519), libcrypto HMAC             */
@@ -642,8 +658,6 @@ int	short_token_live(const struct worker_ctx *, struct response *,
 	    const struct jwt_claims *);
 int	short_token(const struct worker_ctx *, const struct request *,
 	    struct response *, struct jwt_claims *);
-int	short_body(const struct worker_ctx *, const struct request *,
-	    struct response *, struct field *, size_t n);
 int	short_url_ok(struct response *, const struct field *);
 int	short_limits(struct response *, const struct field *at,
 	    const struct field *in, const struct field *max, int64_t now_us,
