@@ -120,6 +120,7 @@ static const struct ckey keys[] = {
 	I("visits_flush_ms", visits_flush_ms, 10, 60000, "1000"),
 	B("analytics", analytics, "yes"),
 	S("geoip_db", geoip_db, ""),
+	I("visits_keep_days", visits_keep_days, 1, 36500, "365"),
 	I("qr_max_age", qr_max_age, 0, 365 * 86400, "86400"),
 };
 

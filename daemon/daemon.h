@@ -98,6 +98,7 @@ struct config {
 	int	 visits_flush_ms;	/* bound on the counts' delay */
 	int	 analytics;		/* record visits (needs count_visits) */
 	char	 geoip_db[512];		/* MaxMind DB for countries, "" none */
+	int	 visits_keep_days;	/* older visit rows are rolled up */
 	int	 qr_max_age;		/* s, Cache-Control on /:id/qr */
 };
 

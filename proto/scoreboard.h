@@ -79,6 +79,8 @@ struct sb_pool {
 						   accepted */
 	_Atomic uint64_t handoffs;		/* idle kept connections
 						   passed to another worker */
+	_Atomic uint64_t orphan_visits;		/* GETs of ids that do not
+						   exist (shortener) */
 	_Atomic int64_t	 flush_lease;		/* monotonic ms: a worker
 						   flushes visit counts until
 						   then (0: none does) */

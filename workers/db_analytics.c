@@ -213,3 +213,311 @@ db_visit_list(struct db *db, const char *id, int64_t since_ms,
 	db_done(s);
 	return got == -1 ? DB_UNAVAILABLE : DB_OK;
 }
+
+/* ------------------------------------------------------------------ */
+/* summaries: GET /<id>/stats and GET /stats                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Each summary has the statement for one link (by id) and for all of
+ * a user's links (idx_user_created gives the links, then each link's
+ * range of the primary key, as for one link).  Bots (device 4) are
+ * counted apart; the classes and tops count visits only.  Days are
+ * UTC days since the epoch (at_ms DIV 86400000).
+ */
+#define DB_SUM_LINK	"FROM visits WHERE id = ? AND at_ms >= ? AND at_ms < ? "
+#define DB_SUM_USER	"FROM urls u JOIN visits v ON v.id = u.id " \
+	"WHERE u.`user` = ? AND v.at_ms >= ? AND v.at_ms < ? "
+#define DB_DAYS		"SELECT at_ms DIV 86400000, " \
+	"CAST(SUM(device <> 4) AS SIGNED), CAST(SUM(device = 4) AS SIGNED) "
+#define DB_CLASSES	"SELECT browser, os, device, COUNT(*) "
+#define DB_TOP(col)	"SELECT COALESCE(" col ", ''), COUNT(*) AS n "
+#define DB_DAILY	"SELECT DATEDIFF(day, '1970-01-01'), " \
+	"CAST(SUM(d.visits) AS SIGNED), CAST(SUM(d.bots) AS SIGNED) "
+#define DB_DAY_RANGE	"day >= DATE('1970-01-01') + INTERVAL ? DAY AND " \
+	"day <= DATE('1970-01-01') + INTERVAL ? DAY "
+
+enum { DB_Q_DAYS, DB_Q_DAILY, DB_Q_CLASSES, DB_Q_REFERERS, DB_Q_COUNTRIES,
+    DB_Q_SUMS };
+
+static const struct db_sql q_sum[2][DB_Q_SUMS] = {
+	{	/* one link */
+		{ "visit days", 0, DB_DAYS DB_SUM_LINK "GROUP BY 1" },
+		{ "visit daily", 0, DB_DAILY "FROM visits_daily d "
+		    "WHERE d.id = ? AND " DB_DAY_RANGE "GROUP BY 1" },
+		{ "visit classes", 0, DB_CLASSES DB_SUM_LINK
+		    "AND device <> 4 GROUP BY 1, 2, 3" },
+		{ "visit referers", 0, DB_TOP("referer") DB_SUM_LINK
+		    "AND device <> 4 GROUP BY 1 ORDER BY n DESC, 1 LIMIT 10" },
+		{ "visit countries", 0, DB_TOP("country") DB_SUM_LINK
+		    "AND device <> 4 GROUP BY 1 ORDER BY n DESC, 1 LIMIT 10" },
+	}, {	/* all of a user's links */
+		{ "user visit days", 0, "SELECT v.at_ms DIV 86400000, "
+		    "CAST(SUM(v.device <> 4) AS SIGNED), "
+		    "CAST(SUM(v.device = 4) AS SIGNED) " DB_SUM_USER
+		    "GROUP BY 1" },
+		{ "user visit daily", 0, DB_DAILY "FROM urls u JOIN "
+		    "visits_daily d ON d.id = u.id WHERE u.`user` = ? AND "
+		    DB_DAY_RANGE "GROUP BY 1" },
+		{ "user visit classes", 0, "SELECT v.browser, v.os, v.device, "
+		    "COUNT(*) " DB_SUM_USER "AND v.device <> 4 GROUP BY 1, 2, 3" },
+		{ "user visit referers", 0, "SELECT COALESCE(v.referer, ''), "
+		    "COUNT(*) AS n " DB_SUM_USER "AND v.device <> 4 GROUP BY 1 "
+		    "ORDER BY n DESC, 1 LIMIT 10" },
+		{ "user visit countries", 0, "SELECT COALESCE(v.country, ''), "
+		    "COUNT(*) AS n " DB_SUM_USER "AND v.device <> 4 GROUP BY 1 "
+		    "ORDER BY n DESC, 1 LIMIT 10" },
+	},
+};
+
+/* Add rows (day, visits, bots) of a run statement into s's days. */
+static int
+db_sum_days(const struct db_sql *q, MYSQL_STMT *st, struct db_summary *s)
+{
+	MYSQL_BIND	 r[3];
+	int64_t		 day = 0, v = 0, b = 0;
+	int		 got, first = 1;
+
+	db_bind_i64(&r[0], &day);
+	db_bind_i64(&r[1], &v);
+	db_bind_i64(&r[2], &b);
+	while ((got = db_fetch(q, st, r, first)) == 1) {
+		first = 0;
+		s->bots += b;
+		if (day < s->first_day || day >= s->first_day +
+		    (int64_t)s->ndays)
+			continue;
+		s->day_visits[day - s->first_day] += v;
+		s->day_bots[day - s->first_day] += b;
+	}
+	return got;
+}
+
+/* Rows (browser, os, device, n): the visits of each class. */
+static int
+db_sum_classes(const struct db_sql *q, MYSQL_STMT *st, struct db_summary *s)
+{
+	MYSQL_BIND	 r[4];
+	int64_t		 c[4] = { 0, 0, 0, 0 };
+	int		 got, first = 1, i;
+
+	for (i = 0; i < 4; i++)
+		db_bind_i64(&r[i], &c[i]);
+	while ((got = db_fetch(q, st, r, first)) == 1) {
+		first = 0;
+		if (c[0] >= 0 && c[0] < UA_BROWSERS)
+			s->browsers[c[0]] += c[3];
+		if (c[1] >= 0 && c[1] < UA_OSES)
+			s->oses[c[1]] += c[3];
+		if (c[2] >= 0 && c[2] < UA_DEVICES)
+			s->devices[c[2]] += c[3];
+		s->visits += c[3];
+	}
+	return got;
+}
+
+/* Rows (name, n), the top ones first, into top (up to DB_TOP_MAX). */
+static int
+db_sum_top(const struct db_sql *q, MYSQL_STMT *st, struct db_top *top,
+    size_t *n)
+{
+	MYSQL_BIND	 r[2];
+	struct db_top	 t;
+	unsigned long	 len = 0;
+	int		 got, first = 1;
+
+	memset(&t, 0, sizeof(t));
+	db_bind_out(&r[0], t.name, sizeof(t.name), &len);
+	db_bind_i64(&r[1], &t.visits);
+	*n = 0;
+	while ((got = db_fetch(q, st, r, first)) == 1) {
+		first = 0;
+		if (*n >= DB_TOP_MAX || db_terminate(t.name, sizeof(t.name),
+		    len) == -1)
+			continue;
+		top[(*n)++] = t;
+	}
+	return got;
+}
+
+enum db_status
+db_visit_summary(struct db *db, const char *key, int user,
+    struct db_summary *s)
+{
+	const struct db_sql	*q = q_sum[user ? 1 : 0];
+	MYSQL_BIND		 p[3];
+	MYSQL_STMT		*st;
+	int64_t			 last_day;
+	enum db_status		 rc;
+	int			 i, got = 0;
+
+	if (!db_key_ok(key, DB_KEY_MAX))
+		return DB_OK;
+	last_day = s->first_day + (int64_t)s->ndays - 1;
+	for (i = 0; i < DB_Q_SUMS; i++) {
+		db_bind_str(&p[0], key, strlen(key));
+		if (i == DB_Q_DAILY) {
+			db_bind_i64(&p[1], &s->first_day);
+			db_bind_i64(&p[2], &last_day);
+		} else {
+			db_bind_i64(&p[1], &s->since_ms);
+			db_bind_i64(&p[2], &s->until_ms);
+		}
+		if ((rc = db_exec(db, &q[i], p, &st)) != DB_OK)
+			return rc;
+		switch (i) {
+		case DB_Q_DAYS:
+		case DB_Q_DAILY:
+			got = db_sum_days(&q[i], st, s);
+			break;
+		case DB_Q_CLASSES:
+			got = db_sum_classes(&q[i], st, s);
+			break;
+		case DB_Q_REFERERS:
+			got = db_sum_top(&q[i], st, s->referers, &s->nreferers);
+			break;
+		default:
+			got = db_sum_top(&q[i], st, s->countries,
+			    &s->ncountries);
+			break;
+		}
+		db_done(st);
+		if (got == -1)
+			return DB_UNAVAILABLE;
+	}
+	return DB_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* retention: visits_keep_days                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Old rows go link by link, oldest first, DB_RETENTION_ROWS at most
+ * per transaction: the transaction adds them to visits_daily and
+ * deletes them, so a day is counted in one table or the other, never
+ * both, whatever fails.  A named lock makes one worker (of any shortd
+ * sharing the database) do a step at a time; steps are idempotent, so
+ * workers that take turns only repeat a look-up.
+ */
+#define DB_RETENTION_ROWS	5000
+#define DB_RETENTION_LOCK	"'shortd_visits_retention'"
+
+static const struct db_sql q_ret_lock = { "retention lock", 0,
+    "SELECT COALESCE(GET_LOCK(" DB_RETENTION_LOCK ", 0), 0)" };
+static const struct db_sql q_ret_unlock = { "retention unlock", 0,
+    "SELECT COALESCE(RELEASE_LOCK(" DB_RETENTION_LOCK "), 0)" };
+/* The next link with visit rows: one dive into the primary key. */
+static const struct db_sql q_ret_next = { "retention next link", 0,
+    "SELECT COALESCE(MIN(id), '') FROM visits WHERE id > ?" };
+/* Where a step of at most DB_RETENTION_ROWS rows ends. */
+static const struct db_sql q_ret_bound = { "retention bound", 0,
+    "SELECT at_ms FROM visits WHERE id = ? AND at_ms < ? "
+    "ORDER BY at_ms LIMIT 1 OFFSET 4999" };	/* DB_RETENTION_ROWS */
+static const struct db_sql q_ret_rollup = { "retention rollup", 1,
+    "INSERT INTO visits_daily (id, day, visits, bots) "
+    "SELECT id, DATE('1970-01-01') + INTERVAL (at_ms DIV 86400000) DAY, "
+    "SUM(device <> 4), SUM(device = 4) FROM visits "
+    "WHERE id = ? AND at_ms <= ? GROUP BY id, 2 "
+    "ON DUPLICATE KEY UPDATE visits = visits_daily.visits + "
+    "VALUES(visits), bots = visits_daily.bots + VALUES(bots)" };
+static const struct db_sql q_ret_delete = { "retention delete", 1,
+    "DELETE FROM visits WHERE id = ? AND at_ms <= ?" };
+
+enum db_status
+db_visit_retention_lock(struct db *db, int lock)
+{
+	MYSQL_BIND	 r[1];
+	int64_t		 got = 0;
+	enum db_status	 st;
+
+	db_bind_i64(&r[0], &got);
+	st = db_run(db, lock ? &q_ret_lock : &q_ret_unlock, NULL, r, NULL);
+	if (st == DB_OK && got != 1)
+		st = DB_NOTFOUND;
+	return st;
+}
+
+enum db_status
+db_visit_next_link(struct db *db, const char *after, char id[ID_MAX + 1])
+{
+	MYSQL_BIND	 p[1], r[1];
+	unsigned long	 len = 0;
+	enum db_status	 st;
+
+	db_bind_str(&p[0], after, strlen(after));
+	db_bind_out(&r[0], id, ID_MAX + 1, &len);
+	if ((st = db_run(db, &q_ret_next, p, r, NULL)) != DB_OK)
+		return st;
+	if (len == 0 || db_terminate(id, ID_MAX + 1, len) == -1)
+		return DB_NOTFOUND;
+	return DB_OK;
+}
+
+/* One statement of the step's transaction: 0 or the error number. */
+static unsigned int
+db_ret_run(struct db *db, const struct db_sql *q, MYSQL_BIND *p,
+    uint64_t *rows)
+{
+	MYSQL_STMT	*s;
+	unsigned int	 err;
+	int		 executed;
+
+	if ((err = db_try(db, q, p, &s, &executed)) != 0)
+		return err;
+	if (rows != NULL)
+		*rows = (uint64_t)mysql_stmt_affected_rows(s);
+	db_done(s);
+	return 0;
+}
+
+enum db_status
+db_visit_rollup(struct db *db, const char *id, int64_t cutoff_ms, int *more,
+    uint64_t *deleted)
+{
+	MYSQL_BIND	 p[2], r[1];
+	int64_t		 bound = cutoff_ms - 1;
+	unsigned int	 err;
+	enum db_status	 st;
+
+	*more = 0;
+	*deleted = 0;
+	if (!db_key_ok(id, ID_MAX))
+		return DB_OK;
+	db_bind_str(&p[0], id, strlen(id));
+	db_bind_i64(&p[1], &cutoff_ms);
+	db_bind_i64(&r[0], &bound);
+	st = db_run(db, &q_ret_bound, p, r, NULL);
+	if (st == DB_OK)
+		*more = 1;
+	else if (st == DB_NOTFOUND)
+		bound = cutoff_ms - 1;
+	else
+		return st;
+	db_bind_i64(&p[1], &bound);
+	db_check_link(db, 1);
+	if (db_ensure(db) != DB_OK)
+		return DB_UNAVAILABLE;
+	if (mysql_autocommit(db->mysql, 0) != 0) {
+		err = db_myerr(db);
+		goto fail;
+	}
+	if ((err = db_ret_run(db, &q_ret_rollup, p, NULL)) != 0 ||
+	    (err = db_ret_run(db, &q_ret_delete, p, deleted)) != 0)
+		goto fail;
+	if (mysql_commit(db->mysql) != 0) {
+		err = db_myerr(db);
+		goto fail;
+	}
+	if (mysql_autocommit(db->mysql, 1) != 0)
+		db_disconnect(db);
+	return DB_OK;
+fail:
+	log_warnx("db: visits retention of %s: %s (%u)", id, db->errmsg, err);
+	if (mysql_rollback(db->mysql) != 0 ||
+	    mysql_autocommit(db->mysql, 1) != 0)
+		db_disconnect(db);
+	*more = 0;
+	*deleted = 0;
+	return DB_UNAVAILABLE;
+}

@@ -42,6 +42,8 @@ short_stats(struct worker_ctx *ctx, const struct request *req,
 	buf_puts(&b, ",\"last_visit_at\":");
 	short_put_time(&b, u.last_visit_us);
 	short_put_limits(&b, &u, short_now_us());
+	if (analytics_link_summary(ctx, req, resp, id, &b) == -1)
+		goto out;
 	buf_puts(&b, "}");
 	short_send(ctx, resp, 200, &b);
 out:

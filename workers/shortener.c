@@ -5,6 +5,7 @@
  *	/<id>		GET, HEAD (redirect, public), PUT, DELETE	🔒 but GET
  *	/<id>/stats	GET, HEAD (visit counts)			🔒
  *	/<id>/visits	GET, HEAD (visit records: analytics.c)		🔒
+ *	/stats		GET, HEAD (all the caller's links' visits)	🔒
  *	/<id>/qr	GET, HEAD (SVG QR code of the short URL, public)
  *
  * The link features (custom ids, expiry, visit limits, reuse, stats,
@@ -58,6 +59,7 @@ static int	 short_init(struct worker_ctx *);
 static void	 short_handle(struct worker_ctx *, const struct request *,
 		    struct response *);
 static int	 short_tick(struct worker_ctx *);
+static int	 short_flush_tick(struct worker_ctx *);
 static void	 short_fini(struct worker_ctx *);
 
 const struct service shortener_service = {
@@ -591,6 +593,10 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 	}
 	if (link == &u) {
 		if ((st = db_url_get(ctx->db, id, &u)) != DB_OK) {
+			if (st == DB_NOTFOUND && ctx->orphan_visits != NULL &&
+			    strcmp(req->method, "GET") == 0)
+				atomic_fetch_add_explicit(ctx->orphan_visits,
+				    1, memory_order_relaxed);
 			short_db_failed(ctx, resp, st);
 			goto out;
 		}
@@ -847,15 +853,27 @@ short_flush_turn(struct worker_ctx *ctx, int64_t now)
 	return visits_pending(ctx->visits) >= FLUSH_FORCE_LINKS;
 }
 
-/* The worker loop's periodic hook: flush visit counts when due. */
+/* The worker loop's periodic hook: flush visit counts when due, and
+ * the retention of visit records (analytics.c). */
 static int
 short_tick(struct worker_ctx *ctx)
+{
+	int	 a, v;
+
+	if (ctx->visits == NULL)
+		return -1;
+	a = analytics_tick(ctx, mono_ms());
+	v = short_flush_tick(ctx);
+	return a < 0 ? v : v < 0 || a < v ? a : v;
+}
+
+/* Flush visit counts when due: ms until the next flush, -1 none. */
+static int
+short_flush_tick(struct worker_ctx *ctx)
 {
 	int64_t	 now;
 	int	 turn;
 
-	if (ctx->visits == NULL)
-		return -1;
 	now = mono_ms();
 	if (visits_due(ctx->visits, now) == 0) {
 		if ((turn = short_flush_turn(ctx, now)) == 0)
@@ -897,6 +915,8 @@ short_handle(struct worker_ctx *ctx, const struct request *req,
 
 	if (req->pathlen == 1 && req->path[0] == '/')
 		short_collection(ctx, req, resp);
+	else if (req->pathlen == 6 && memcmp(req->path, "/stats", 6) == 0)
+		analytics_user_stats(ctx, req, resp);
 	else if (req->pathlen < 2 || req->path[0] != '/')
 		short_not_found(resp, "no such path");
 	else if ((slash = memchr(p, '/', len)) == NULL) {

@@ -344,6 +344,10 @@ status_metrics(const struct worker_ctx *ctx, struct buf *b)
 		buf_printf(b, "shortd_handoffs_total{pool=\"%s\"} %llu\n",
 		    status_pools[p], (unsigned long long)
 		    ld(&sb->pool[p].handoffs));
+	metric_head(b, "shortd_orphan_visits_total", "counter",
+	    "Redirects (GET) of ids that do not exist.");
+	buf_printf(b, "shortd_orphan_visits_total %llu\n",
+	    (unsigned long long)ld(&sb->pool[POOL_SHORTENER].orphan_visits));
 	metric_head(b, "shortd_redirect_cache_hits_total", "counter",
 	    "Redirects answered from the shortener pool's cache.");
 	buf_printf(b, "shortd_redirect_cache_hits_total %llu\n",

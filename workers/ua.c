@@ -12,7 +12,8 @@
  * [a-z0-9._-] (or a bracketed IPv6 literal), lowercased and cut to
  * the caller's buffer; anything else is no host at all.
  *
- * Pure: no logging, no allocation, no state.
+ * Pure: no logging, no allocation; the only state is an index of the
+ * tables built on first use.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -174,69 +175,126 @@ static const struct ua_rule ua_os_rules[] = {
 	{ "x11", UA_O_LINUX },
 };
 
-static int
-ua_lower(int c)
-{
-	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
+/* Words of the device kind, looked for as flags. */
+enum { UA_W_IPAD = 1, UA_W_TABLET = 2, UA_W_KINDLE = 4, UA_W_SILK = 8,
+    UA_W_MOBI = 16, UA_W_PHONE = 32 };
+static const struct ua_rule ua_words[] = {
+	{ "ipad", UA_W_IPAD },
+	{ "tablet", UA_W_TABLET },
+	{ "kindle", UA_W_KINDLE },
+	{ "silk/", UA_W_SILK },
+	{ "mobi", UA_W_MOBI },
+	{ "phone", UA_W_PHONE },
+};
 
-/* 1 if needle (lowercase, non-empty) is in s[0..len), ignoring the
- * case of ASCII letters. */
-static int
-ua_has(const char *s, size_t len, const char *needle)
-{
-	size_t	 n = strlen(needle), i, j;
+#define UA_TABLES	4	/* bots, browsers, OS (first match), words */
+#define UA_NEEDLES_MAX	128
 
-	if (n > len)
-		return 0;
-	for (i = 0; i + n <= len; i++) {
-		if (ua_lower((unsigned char)s[i]) != needle[0])
-			continue;
-		for (j = 1; j < n && ua_lower((unsigned char)s[i + j]) ==
-		    needle[j]; j++)
-			;
-		if (j == n)
-			return 1;
+static const struct ua_table {
+	const struct ua_rule	*rule;
+	size_t			 n;
+} ua_tables[UA_TABLES] = {
+	{ ua_bots, sizeof(ua_bots) / sizeof(ua_bots[0]) },
+	{ ua_browser_rules, sizeof(ua_browser_rules) /
+	    sizeof(ua_browser_rules[0]) },
+	{ ua_os_rules, sizeof(ua_os_rules) / sizeof(ua_os_rules[0]) },
+	{ ua_words, sizeof(ua_words) / sizeof(ua_words[0]) },
+};
+
+/*
+ * Every needle of the tables, by its first byte: the User-Agent is
+ * read once, and at each position only the needles starting with its
+ * byte are compared (a few, not all of them: about a microsecond for a
+ * browser's User-Agent instead of tens).  Built on first use; a worker
+ * inherits it ready-made or builds it once.
+ */
+static struct {
+	int		 ready;
+	uint16_t	 first[257];		/* bucket of byte c: [c, c+1) */
+	struct ua_needle {
+		const char	*s;
+		uint8_t		 len, table, rank;
+	} needle[UA_NEEDLES_MAX];
+} ua_index;
+
+static void
+ua_index_build(void)
+{
+	size_t		 t, k, c, n = 0, count[256];
+
+	memset(count, 0, sizeof(count));
+	for (t = 0; t < UA_TABLES; t++)
+		for (k = 0; k < ua_tables[t].n; k++)
+			count[(unsigned char)ua_tables[t].rule[k].needle[0]]++;
+	for (c = 0; c < 256; c++) {
+		ua_index.first[c] = (uint16_t)n;
+		n += count[c];
 	}
-	return 0;
-}
+	ua_index.first[256] = (uint16_t)n;
+	memset(count, 0, sizeof(count));
+	for (t = 0; t < UA_TABLES; t++)
+		for (k = 0; k < ua_tables[t].n; k++) {
+			const char *s = ua_tables[t].rule[k].needle;
 
-/* The id of the first rule whose needle s holds, or 0. */
-static uint8_t
-ua_match(const char *s, size_t len, const struct ua_rule *r, size_t n)
-{
-	size_t	 i;
-
-	for (i = 0; i < n; i++)
-		if (ua_has(s, len, r[i].needle))
-			return r[i].id;
-	return 0;
+			c = (unsigned char)s[0];
+			ua_index.needle[ua_index.first[c] + count[c]++] =
+			    (struct ua_needle){ s, (uint8_t)strlen(s),
+			    (uint8_t)t, (uint8_t)k };
+		}
+	ua_index.ready = 1;
 }
 
 void
 ua_classify(const char *ua, size_t len, struct ua_class *c)
 {
+	char		 low[UA_SCAN_MAX];
+	uint8_t		 best[UA_TABLES - 1];
+	unsigned	 words = 0;
+	size_t		 i, k, t;
+
 	memset(c, 0, sizeof(*c));
 	if (ua == NULL || len == 0)
 		return;
+	if (!ua_index.ready)
+		ua_index_build();
 	if (len > UA_SCAN_MAX)
 		len = UA_SCAN_MAX;
-	c->os = ua_match(ua, len, ua_os_rules,
-	    sizeof(ua_os_rules) / sizeof(ua_os_rules[0]));
-	if ((c->browser = ua_match(ua, len, ua_bots,
-	    sizeof(ua_bots) / sizeof(ua_bots[0]))) != 0) {
+	for (i = 0; i < len; i++)
+		low[i] = (char)(ua[i] >= 'A' && ua[i] <= 'Z' ?
+		    ua[i] + ('a' - 'A') : ua[i]);
+	memset(best, 0xff, sizeof(best));
+	for (i = 0; i < len; i++) {
+		unsigned char b = (unsigned char)low[i];
+
+		for (k = ua_index.first[b]; k < ua_index.first[b + 1]; k++) {
+			const struct ua_needle *n = &ua_index.needle[k];
+
+			if (n->len > len - i ||
+			    memcmp(low + i, n->s, n->len) != 0)
+				continue;
+			if (n->table == UA_TABLES - 1)
+				words |= ua_words[n->rank].id;
+			else if (n->rank < best[n->table])
+				best[n->table] = n->rank;
+		}
+	}
+	/* The first rule of each table that matched anywhere. */
+	if (best[2] != 0xff)
+		c->os = ua_os_rules[best[2]].id;
+	if (best[0] != 0xff) {
+		c->browser = ua_bots[best[0]].id;
 		c->bot = 1;
 		c->device = UA_D_BOT;
 		return;
 	}
-	c->browser = ua_match(ua, len, ua_browser_rules,
-	    sizeof(ua_browser_rules) / sizeof(ua_browser_rules[0]));
-	if (ua_has(ua, len, "ipad") || ua_has(ua, len, "tablet") ||
-	    ua_has(ua, len, "kindle") || ua_has(ua, len, "silk/") ||
-	    (c->os == UA_O_ANDROID && !ua_has(ua, len, "mobi")))
+	if (best[1] != 0xff)
+		c->browser = ua_browser_rules[best[1]].id;
+	t = words;
+	if ((t & (UA_W_IPAD | UA_W_TABLET | UA_W_KINDLE | UA_W_SILK)) ||
+	    (c->os == UA_O_ANDROID && !(t & UA_W_MOBI)))
 		c->device = UA_D_TABLET;
-	else if (ua_has(ua, len, "mobi") || c->os == UA_O_IOS ||
-	    c->os == UA_O_ANDROID || ua_has(ua, len, "phone"))
+	else if ((t & (UA_W_MOBI | UA_W_PHONE)) || c->os == UA_O_IOS ||
+	    c->os == UA_O_ANDROID)
 		c->device = UA_D_MOBILE;
 	else if (c->os != UA_O_UNKNOWN)
 		c->device = UA_D_DESKTOP;
@@ -267,6 +325,12 @@ ref_scheme_char(int c, int first)
 		return 1;
 	return !first && ((c >= '0' && c <= '9') || c == '+' || c == '-' ||
 	    c == '.');
+}
+
+static int
+ua_lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
 static int

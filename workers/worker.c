@@ -799,6 +799,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 		pool = atomic_load(&w.slot->pool);
 		w.pool = &sb->pool[pool];
 		w.ctx.flush_lease = &w.pool->flush_lease;
+		w.ctx.orphan_visits = &w.pool->orphan_visits;
 		max_requests = (uint64_t)cfg->pool[pool].max_requests;
 		atomic_store(&w.slot->pid, (int32_t)getpid());
 		w.state = SB_STARTING;

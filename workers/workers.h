@@ -463,6 +463,42 @@ struct db_visit_row {
 	uint8_t		 browser, os, device;
 };
 enum { DB_BOTS_INCLUDE = 0, DB_BOTS_EXCLUDE, DB_BOTS_ONLY };
+/* A period's summary (GET /<id>/stats, GET /stats): the caller sets
+ * the period and the days array (ndays of each, zeroed), the rest is
+ * added up.  Days are UTC days since the epoch.  visits, the classes
+ * and the tops count the visit rows kept (bots apart); the days and
+ * bots also count what retention rolled up (visits_daily). */
+#define DB_TOP_MAX	10
+struct db_top {
+	char		 name[REFERER_HOST_MAX + 1];	/* "": none */
+	int64_t		 visits;
+};
+struct db_summary {
+	int64_t		 since_ms, until_ms;
+	int64_t		 first_day;
+	size_t		 ndays;
+	int64_t		*day_visits, *day_bots;
+	int64_t		 visits, bots;
+	int64_t		 browsers[UA_BROWSERS];
+	int64_t		 oses[UA_OSES];
+	int64_t		 devices[UA_DEVICES];
+	struct db_top	 referers[DB_TOP_MAX], countries[DB_TOP_MAX];
+	size_t		 nreferers, ncountries;
+};
+/* Summarise link key's visits, or (user) all of user key's links'. */
+enum db_status	 db_visit_summary(struct db *, const char *key, int user,
+		    struct db_summary *);
+/* Retention (analytics.c drives it): take (lock) or give back the
+ * database's retention lock, DB_NOTFOUND when another session has it;
+ * the next link after `after` with visit rows (DB_NOTFOUND: none);
+ * roll up and delete, in one transaction, the oldest rows of link id
+ * before cutoff_ms (at most a few thousand; *more when more are left). */
+enum db_status	 db_visit_retention_lock(struct db *, int lock);
+enum db_status	 db_visit_next_link(struct db *, const char *after,
+		    char id[ID_MAX + 1]);
+enum db_status	 db_visit_rollup(struct db *, const char *id,
+		    int64_t cutoff_ms, int *more, uint64_t *deleted);
+
 /* Link id's visits in [since_ms, until_ms), newest first, strictly
  * before (before_ms, before_uniq), bots as DB_BOTS_* says: up to max
  * rows, *n of them. */
@@ -586,6 +622,7 @@ struct worker_ctx {
 						   region; NULL: none */
 	struct cache		*cache;		/* shortener; NULL: off */
 	int			 analytics;	/* shortener: record visits */
+	struct analytics	*an;		/* analytics.c's, NULL: off */
 	struct geoip		*geoip;		/* shortener; NULL: no country */
 	/* Hand the worker's idle kept connections to the pool's other
 	 * workers: a service calls it before work no request waits for
@@ -595,6 +632,9 @@ struct worker_ctx {
 	/* The pool's turn to flush visit counts (struct sb_pool), or
 	 * NULL: one worker flushes at a time, the others serve. */
 	_Atomic int64_t		*flush_lease;
+	/* The pool's count of redirects to ids that do not exist, for
+	 * /metrics, or NULL. */
+	_Atomic uint64_t	*orphan_visits;
 };
 
 typedef void	 (*handler_fn)(struct worker_ctx *, const struct request *,
@@ -626,6 +666,17 @@ int	 analytics_visit(const struct worker_ctx *, const struct request *,
 /* GET /<id>/visits */
 void	 analytics_visits(struct worker_ctx *, const struct request *,
 	    struct response *, const char *id);
+/* GET /<id>/stats: the period's summary of link id as JSON members
+ * appended to b; 0, or -1 with the 400 (or 503) in resp. */
+int	 analytics_link_summary(struct worker_ctx *,
+	    const struct request *, struct response *, const char *id,
+	    struct buf *b);
+/* The retention of visit rows, from the service's tick: ms until it
+ * wants to run again, -1 never. */
+int	 analytics_tick(struct worker_ctx *, int64_t now_ms);
+/* GET /stats: the summary of all of the caller's links. */
+void	 analytics_user_stats(struct worker_ctx *, const struct request *,
+	    struct response *);
 
 extern const struct service auth_service;		/* auth.c */
 extern const struct service shortener_service;	/* shortener.c */

@@ -818,6 +818,32 @@
 			showFormError(errEl, "The QR code could not be loaded.");
 		});
 
+		/* Visit analytics, where the server records them. */
+		const visBtn = li.querySelector(".visits-open");
+		const panel = li.querySelector("section.visits");
+		visBtn.setAttribute("aria-label", "Visits of " + link);
+		panel.setAttribute("aria-label", "Visits of " + link);
+		visBtn.addEventListener("click", async () => {
+			const show = panel.hidden;
+			visBtn.setAttribute("aria-expanded", String(show));
+			if (!show) {
+				panel.hidden = true;
+				return;
+			}
+			const r = await api("GET", "/" + encodeURIComponent(id) +
+			    "/stats");
+			if (r.sessionEnded)
+				return;
+			if (!r.ok || !r.data || !Array.isArray(r.data.by_day)) {
+				visBtn.setAttribute("aria-expanded", "false");
+				showFormError(errEl, "The visits could not be " +
+				    "loaded: " + r.message);
+				return;
+			}
+			renderVisits(panel, r.data);
+			panel.hidden = false;
+		});
+
 		/* What the list itself says about the link's state. */
 		const meta = describeState(item);
 		if (meta.length > 0 || isExpired(item))
@@ -928,9 +954,119 @@
 			features.expiry = true;
 			applyFeatures();
 		}
-		if (li.isConnected)
+		if (li.isConnected) {
 			setMeta(li, describeState(r.data), isExpired(r.data));
+			li.querySelector(".visits-open").hidden =
+			    !Array.isArray(r.data.by_day);
+		}
 		return true;
+	}
+
+	/* ------------------------------------------------------------ */
+	/* visits: a chart per day and the tops, from GET /:id/stats    */
+	/* ------------------------------------------------------------ */
+
+	const SVG = "http://www.w3.org/2000/svg";
+
+	function svgEl(name, attrs, text) {
+		const e = document.createElementNS(SVG, name);
+		for (const [k, v] of Object.entries(attrs || {}))
+			e.setAttribute(k, String(v));
+		if (text !== undefined)
+			e.textContent = text;
+		return e;
+	}
+
+	function count(n) {
+		return typeof n === "number" && isFinite(n) && n > 0 ? n : 0;
+	}
+
+	/*
+	 * Bars of visits per day, the bots' part stacked above in a paler
+	 * colour; the colours come from the style sheet (light and dark).
+	 * Each bar says its day and numbers in a <title> (a tooltip, read
+	 * by screen readers); the whole says its total.
+	 */
+	function drawChart(days) {
+		const W = 600, H = 160, top = 14, bottom = 18;
+		const n = Math.max(days.length, 1);
+		const max = Math.max(1, ...days.map((d) => count(d.visits) +
+		    count(d.bots)));
+		const total = days.reduce((a, d) => a + count(d.visits), 0);
+		const bots = days.reduce((a, d) => a + count(d.bots), 0);
+		const svg = svgEl("svg", { viewBox: "0 0 " + W + " " + H,
+		    role: "img", "aria-label": total + " visits and " + bots +
+		    " bot visits over " + days.length + " days, at most " +
+		    max + " a day" });
+		const h = H - top - bottom, step = W / n;
+		const bw = Math.max(1, step * 0.8);
+		days.forEach((d, i) => {
+			const v = count(d.visits), b = count(d.bots);
+			const x = i * step + (step - bw) / 2;
+			const hv = v / max * h, hb = b / max * h;
+			const g = svgEl("g", { class: "day" });
+			g.appendChild(svgEl("title", {}, String(d.date) + ": " + v +
+			    " visit" + (v === 1 ? "" : "s") + (b > 0 ? ", " + b +
+			    " bot" + (b === 1 ? "" : "s") : "")));
+			/* A sliver of a bar even at zero, so every day can be
+			 * pointed at. */
+			g.appendChild(svgEl("rect", { class: "bar", x: x.toFixed(2),
+			    y: (top + h - hv).toFixed(2), width: bw.toFixed(2),
+			    height: Math.max(hv, 0.5).toFixed(2) }));
+			if (b > 0)
+				g.appendChild(svgEl("rect", { class: "bar-bot",
+				    x: x.toFixed(2), y: (top + h - hv - hb).toFixed(2),
+				    width: bw.toFixed(2), height: hb.toFixed(2) }));
+			svg.appendChild(g);
+		});
+		svg.appendChild(svgEl("line", { class: "axis", x1: 0, x2: W,
+		    y1: top + h + 0.5, y2: top + h + 0.5 }));
+		svg.appendChild(svgEl("text", { x: 0, y: 10 }, String(max)));
+		if (days.length > 0) {
+			svg.appendChild(svgEl("text", { x: 0, y: H - 4 },
+			    String(days[0].date)));
+			svg.appendChild(svgEl("text", { x: W, y: H - 4,
+			    "text-anchor": "end" },
+			    String(days[days.length - 1].date)));
+		}
+		return svg;
+	}
+
+	function fillTop(ol, entries, none) {
+		const items = (Array.isArray(entries) ? entries : []).map((e) => {
+			const li = document.createElement("li");
+			const name = e && typeof e.name === "string" ? e.name : none;
+			const n = document.createElement("span");
+			n.className = "n";
+			n.textContent = " " + count(e && e.visits);
+			li.append(name, n);
+			return li;
+		});
+		if (items.length === 0) {
+			const li = document.createElement("li");
+			li.textContent = "none yet";
+			items.push(li);
+		}
+		ol.replaceChildren(...items);
+	}
+
+	function renderVisits(panel, st) {
+		const days = st.by_day.filter((d) => d && typeof d.date ===
+		    "string");
+		const total = days.reduce((a, d) => a + count(d.visits), 0);
+		const bots = count(st.bots);
+		panel.querySelector(".visits-title").textContent = "Visits in " +
+		    "the last " + days.length + " days";
+		panel.querySelector(".visits-total").textContent = total +
+		    " visit" + (total === 1 ? "" : "s") + (bots > 0 ? " and " +
+		    bots + " by bots (not counted)" : "") + ".";
+		panel.querySelector(".chart").replaceChildren(drawChart(days));
+		fillTop(panel.querySelector(".top-referers"), st.referers,
+		    "direct");
+		fillTop(panel.querySelector(".top-countries"), st.countries,
+		    "unknown");
+		fillTop(panel.querySelector(".top-browsers"), st.browsers,
+		    "unknown");
 	}
 
 	/* ------------------------------------------------------------ */

@@ -761,6 +761,10 @@ def main(argv=None):
                     help="rounds of the nginx-to-worker variants (unix "
                     "socket or TCP, fastcgi_buffering, workers per "
                     "core); 0: none")
+    ap.add_argument("--analytics-rounds", type=int, default=3,
+                    help="rounds of visit analytics on and off (after a "
+                    "restart each), redirects over 1k and 1M links; 0: "
+                    "skip")
     ap.add_argument("--static-pools", type=int, metavar="N",
                     help="static pools of N auth and N shortener workers "
                     "(auth_workers = shortener_workers = N); by default "
@@ -1067,6 +1071,13 @@ def run(s, args, workdir):
     if args.variant_rounds > 0:
         res["variants"] = variants(s, w, args, shortd_run, ids1k,
                                    traffic(points[-1], "zipf"))
+    if args.analytics_rounds > 0:
+        res["analytics_links"] = min(points[-1], 1000000)
+        res["analytics"] = variants(
+            s, w, args, shortd_run, ids1k,
+            traffic(res["analytics_links"], "uniform"), table=ANALYTICS,
+            rounds=args.analytics_rounds)
+        res["visits_growth"] = visits_growth(s)
 
     # Correctness after the runs: the probe still redirects.
     r = s.http("GET", "/" + probe)
@@ -1095,18 +1106,41 @@ VARIANTS = [
 ]
 
 
-def variants(s, w, args, shortd_run, small, big):
+# Visit analytics (issue 15) on, as shipped, and off, in the same run.
+ANALYTICS = [
+    ("analytics on (as shipped)", {}, ""),
+    ("analytics off", {"analytics": "no"}, ""),
+]
+
+
+def visits_growth(s):
+    """What the visit records of the whole run take: rows, the size of
+    visits.ibd and InnoDB's data and index lengths -> dict."""
+    s.sql("ANALYZE TABLE visits")
+    rows = int(s.sql("SELECT COUNT(*) FROM visits")[0][0])
+    data, index = s.sql(
+        "SELECT data_length, index_length FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = 'shortd' AND TABLE_NAME = 'visits'")[0]
+    path = os.path.join(s.datadir, "shortd", "visits.ibd")
+    size = os.path.getsize(path) if os.path.exists(path) else None
+    return {"rows": rows, "file": size, "data": int(data),
+            "index": int(index)}
+
+
+def variants(s, w, args, shortd_run, small, big, table=None,
+             rounds=None):
     """Rounds of, for each variant: restart shortd and nginx with it,
     then [nginx alone, redirect over the 1k links (cache hits: the
     nginx-worker path alone), redirect with Zipf ids over the whole
     table].  -> [(label, {"nginx", "hit", "zipf": [runs]})]."""
+    table = VARIANTS if table is None else table
+    rounds = args.variant_rounds if rounds is None else rounds
     base = dict(s.base_overrides)
-    out = [(v[0], {"nginx": [], "hit": [], "zipf": []}) for v in VARIANTS]
+    out = [(v[0], {"nginx": [], "hit": [], "zipf": []}) for v in table]
     try:
-        for i in range(args.variant_rounds):
-            for (label, conf, extra), (_, r) in zip(VARIANTS, out):
-                say("variant %r, round %d/%d" % (label, i + 1,
-                                                 args.variant_rounds))
+        for i in range(rounds):
+            for (label, conf, extra), (_, r) in zip(table, out):
+                say("variant %r, round %d/%d" % (label, i + 1, rounds))
                 s.stop_nginx()
                 s.base_overrides = dict(base)
                 s.base_overrides.update({k: v % {
@@ -1590,6 +1624,51 @@ def report(res, args):
                 fmt_us(h["p99_us"]), z["rps"],
                 median([b["rps"] / a["rps"] for a, b in
                         zip(r["nginx"], r["zipf"])]), fmt_us(z["p99_us"])))
+        L.append("")
+    if res.get("analytics"):
+        L.append("## Visit analytics on and off (%d rounds, each after a "
+                 "restart of shortd and nginx with it)" %
+                 args.analytics_rounds)
+        L.append("")
+        L.append("Redirects with browsers' User-Agents and referers "
+                 "(redirect.lua), uniform ids over the 1,000 links of the "
+                 "list owner and over %s links, each as a ratio to nginx "
+                 "alone measured right before it; the target is analytics "
+                 "on within 10 %% of off (docs/analytics.md)." %
+                 "{:,}".format(res["analytics_links"]))
+        L.append("")
+        L.append("| | 1k links req/s | × nginx alone | p99 | %s links "
+                 "req/s | × nginx alone | p99 |" % "{:,}".format(
+                     res["analytics_links"]))
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        ratios = {}
+        for label, r in res["analytics"]:
+            h, z = summarize(r["hit"]), summarize(r["zipf"])
+            rh = median([b["rps"] / a["rps"] for a, b in
+                         zip(r["nginx"], r["hit"])])
+            rz = median([b["rps"] / a["rps"] for a, b in
+                         zip(r["nginx"], r["zipf"])])
+            ratios[label] = (rh, rz)
+            L.append("| %s | %.0f | %.3f | %s | %.0f | %.3f | %s |" % (
+                label, h["rps"], rh, fmt_us(h["p99_us"]), z["rps"], rz,
+                fmt_us(z["p99_us"])))
+        on, off = [ratios[v[0]] for v in ANALYTICS]
+        L.append("")
+        for k, name in enumerate(("1k", "{:,}".format(
+                res["analytics_links"]))):
+            q = on[k] / off[k] if off[k] else 0.0
+            L.append("- %s links: on / off = %.3f %s" % (
+                name, q, verdict(q >= 0.9)))
+        g = res.get("visits_growth")
+        if g and g["rows"] > 0:
+            per = (g["file"] or g["data"] + g["index"]) / g["rows"]
+            L.append("- Database growth: %s visit rows of the whole run "
+                     "take %s bytes in visits.ibd (InnoDB: %.1f MB data, "
+                     "%.1f MB index): **%.0f bytes a visit, %.0f MB per "
+                     "million visits**." % (
+                         "{:,}".format(g["rows"]), "{:,}".format(
+                             g["file"] or 0), g["data"] / 1e6,
+                         g["index"] / 1e6, per, per))
         L.append("")
 
     # Sweep.

@@ -14,6 +14,23 @@ local B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 local ZIPF_TABLE = 100000	-- ranks looked up exactly; beyond, the
 				-- harmonic sum's logarithm
 local ids, n, model = nil, 0, "uniform"
+-- Each request comes with a browser's User-Agent and often a Referer,
+-- as real visits do, so that visit analytics (docs/analytics.md) does
+-- its real work: classify, keep the referer's host, write the record.
+local AGENTS = {
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 " ..
+	    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) " ..
+	    "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 " ..
+	    "Mobile/15E148 Safari/604.1",
+	"Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, " ..
+	    "like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:121.0) " ..
+	    "Gecko/20100101 Firefox/121.0",
+}
+local REFERERS = { "https://t.co/Ab12Cd", "https://www.google.com/",
+    "https://news.ycombinator.com/item?id=1", false, false }
+local headers = {}
 local offset, stride, A, B = 0, 1, 1, 0
 local cdf, K, HK, HN
 
@@ -90,8 +107,10 @@ request = function()
 	else
 		k = math.random(n) - 1
 	end
+	headers["User-Agent"] = AGENTS[math.random(#AGENTS)]
+	headers["Referer"] = REFERERS[math.random(#REFERERS)] or nil
 	if ids ~= nil then
-		return wrk.format("GET", ids[k + 1])
+		return wrk.format("GET", ids[k + 1], headers)
 	end
-	return wrk.format("GET", "/" .. b62(offset + k * stride))
+	return wrk.format("GET", "/" .. b62(offset + k * stride), headers)
 end

@@ -463,3 +463,215 @@ def test_schema_upgrade_from_v3(s):
             ((3, 3, 2),)
     finally:
         _drop(s, conn, (old, new))
+
+
+# ------------------------------------------------------------------
+# Summaries: GET /:id/stats and GET /stats
+# ------------------------------------------------------------------
+
+SUMMARY_KEYS = {"since", "until", "by_day", "bots", "referers", "countries",
+                "browsers", "os", "devices"}
+
+
+def _named(entries):
+    """[{"name","visits"}] -> {name: visits}, each name once."""
+    out = {}
+    for e in entries:
+        assert set(e) == {"name", "visits"} and e["visits"] > 0, e
+        assert e["name"] not in out, entries
+        out[e["name"]] = e["visits"]
+    return out
+
+
+def _today():
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def _days(by_day):
+    """by_day -> {date: (visits, bots)}; the dates follow each other."""
+    out = {}
+    prev = None
+    for d in by_day:
+        assert set(d) == {"date", "visits", "bots"}, d
+        t = time.mktime(time.strptime(d["date"], "%Y-%m-%d"))
+        if prev is not None:
+            assert round((t - prev) / 86400) == 1, by_day
+        prev = t
+        out[d["date"]] = (d["visits"], d["bots"])
+    return out
+
+
+def test_stats_summaries(s):
+    name, _, tok = s.new_user("ans")
+    i = s.shorten(tok, "https://example.com/summary/" + _rid())
+    j = s.shorten(tok, "https://example.com/summary-j/" + _rid())
+    for (ua, ref), _ in VISITS:
+        assert _get(s, i, ua, ref).status_code == 301
+    for _ in range(2):
+        assert _get(s, i, CHROME_WIN, "https://www.google.com/").status_code \
+            == 301
+    assert _get(s, j, IPHONE, "https://t.co/x").status_code == 301
+    assert len(_wait_records(s, tok, i, len(VISITS) + 2)) == len(VISITS) + 2
+    assert len(_wait_records(s, tok, j, 1)) == 1
+    _wait_visits(s, tok, i, 6)
+
+    st = _stats(s, tok, i)
+    assert SUMMARY_KEYS <= set(st), st
+    # The last 30 days by default: 31 dates, today last.
+    days = _days(st["by_day"])
+    assert len(days) == 31 and st["by_day"][-1]["date"] == _today(), days
+    assert days[_today()] == (6, 3), days
+    assert sum(v for v, _ in days.values()) == 6 and st["bots"] == 3, st
+    assert _parse_time(st["until"]) - _parse_time(st["since"]) == \
+        30 * 86400, st
+    assert _named(st["referers"]) == {"www.google.com": 3, "t.co": 1,
+                                      "com.google.android.gm": 1,
+                                      None: 1}, st["referers"]
+    assert _named(st["countries"]) == {None: 6}, st
+    assert _named(st["browsers"]) == {"Chrome": 3, "Safari": 1,
+                                      "Samsung Internet": 1,
+                                      "Firefox": 1}, st["browsers"]
+    assert _named(st["os"]) == {"Windows": 3, "iOS": 1, "Android": 1,
+                                "macOS": 1}, st["os"]
+    assert _named(st["devices"]) == {"desktop": 4, "mobile": 1,
+                                     "tablet": 1}, st["devices"]
+    # Tops are sorted, most visits first.
+    assert st["referers"][0] == {"name": "www.google.com", "visits": 3}
+    assert st["visits"] == 6
+
+    # A period of its own: every day of it, zeros included.
+    old = _stats_q(s, tok, i, "?since=2020-01-01T00:00:00Z&until="
+                   "2020-01-04T00:00:00Z")
+    assert old["by_day"] == [{"date": "2020-01-0%d" % d, "visits": 0,
+                              "bots": 0} for d in (1, 2, 3)], old
+    assert old["referers"] == [] and old["bots"] == 0, old
+    for q, word in (("?since=soon", "since"), ("?until=1", "until"),
+                    ("?since=1990-01-01T00:00:00Z", "since"),
+                    ("?since=2030-01-01T00:00:00Z&until="
+                     "2020-01-01T00:00:00Z", "since")):
+        r = s.http("GET", "/%s/stats%s" % (i, q), token=tok)
+        body = _expect(r, 400, "GET /:id/stats" + q, "error")
+        assert word in body["message"], (q, body)
+
+    # More than ten referers: the top ten and "other".
+    k = s.shorten(tok, "https://example.com/many-referers/" + _rid())
+    for n in range(12):
+        assert _get(s, k, IPHONE, "https://r%02d.example/" % n) \
+            .status_code == 301
+    assert _get(s, k, IPHONE, "https://r05.example/again").status_code == 301
+    assert len(_wait_records(s, tok, k, 13)) == 13
+    refs = _stats(s, tok, k)["referers"]
+    assert len(refs) == 11 and refs[0] == {"name": "r05.example",
+                                           "visits": 2}, refs
+    assert refs[-1] == {"name": "other", "visits": 2}, refs
+    assert sum(x["visits"] for x in refs) == 13
+
+    # All of the caller's links.
+    r = s.http("GET", "/stats", token=tok)
+    us = _expect(r, 200, "GET /stats")
+    assert set(us) == SUMMARY_KEYS | {"user", "visits"}, us
+    assert us["user"] == name and us["visits"] == 6 + 1 + 13 and \
+        us["bots"] == 3, us
+    assert _days(us["by_day"])[_today()] == (20, 3), us
+    assert _named(us["referers"])["t.co"] == 2, us
+    assert _named(us["browsers"]) == {"Chrome": 3, "Safari": 15,
+                                      "Samsung Internet": 1, "Firefox": 1}
+    other = _user(s, "anz")
+    us = _expect(s.http("GET", "/stats", token=other), 200, "GET /stats")
+    assert us["visits"] == 0 and us["referers"] == [] and \
+        len(us["by_day"]) == 31, us
+    _expect(s.http("GET", "/stats"), 403, "GET /stats without a token",
+            "forbidden")
+    r = s.http("HEAD", "/stats", token=tok)
+    assert r.status_code == 200 and r.content == b"", _show(r)
+    for method in ("POST", "PUT", "DELETE"):
+        r = s.http(method, "/stats", token=tok)
+        _expect(r, 405, "%s /stats" % method)
+    r = s.http("GET", "/stats?bots=x&since=x", token=tok)
+    assert "since" in _expect(r, 400, "GET /stats?since=x")["message"]
+
+
+def _stats_q(s, tok, i, q):
+    return _expect(s.http("GET", "/%s/stats%s" % (i, q), token=tok), 200,
+                   "GET /%s/stats%s" % (i, q))
+
+
+def _metric(s, name):
+    r = s.http("GET", "/metrics", timeout=10)
+    assert r.status_code == 200, _show(r)
+    for line in r.text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s in /metrics:\n%s" % (name, r.text[-2000:]))
+
+
+def test_orphan_visits_in_metrics(s):
+    before = _metric(s, "shortd_orphan_visits_total")
+    for _ in range(3):
+        r = s.http("GET", "/nolink" + _rid())
+        _expect(r, 404, "GET of an unknown id", "not found")
+    # HEAD and other paths are not visits.
+    assert s.http("HEAD", "/nolink" + _rid()).status_code == 404
+    assert _metric(s, "shortd_orphan_visits_total") == before + 3
+
+
+# ------------------------------------------------------------------
+# Retention
+# ------------------------------------------------------------------
+
+def test_retention_rolls_up_old_visits(s):
+    """Rows older than visits_keep_days are deleted by the pool and their
+    counts survive per day in visits_daily, so by_day still shows them;
+    newer rows stay."""
+    tok = _user(s, "anr")
+    i = s.shorten(tok, "https://example.com/retention/" + _rid())
+    day_ms = 86400000
+    today = int(time.time() * 1000) // day_ms * day_ms
+    old = today - 400 * day_ms + 3600000          # 400 days ago, 01:00
+    recent = today - 2 * day_ms + 7200000
+    rows = [(old + k, 0x100 + k, 1 if k < 3 else 4) for k in range(5)]
+    rows += [(recent, 7, 2)]
+    conn = s.db_connect()
+    try:
+        with conn.cursor() as c:
+            for at, u, dev in rows:
+                c.execute("INSERT INTO visits (id, at_ms, uniq, referer, "
+                          "country, browser, os, device) VALUES "
+                          "(%s, %s, %s, 't.co', NULL, 1, 1, %s)",
+                          (i, at, u, dev))
+        conn.commit()
+    finally:
+        conn.close()
+    before = _stats_q(s, tok, i, "?since=%s&until=%s" % (
+        _iso(old - day_ms), _iso(old + 2 * day_ms)))
+    assert _days(before["by_day"])[_date(old)] == (3, 2), before
+    # A pass begins a few seconds after the workers start.
+    s.restart_shortd({})
+    deadline = time.time() + 30
+    while time.time() < deadline and s.sql(
+            "SELECT COUNT(*) FROM visits WHERE id = %s AND at_ms < %s",
+            (i, today - 365 * day_ms))[0][0] > 0:
+        time.sleep(0.3)
+    assert s.sql("SELECT at_ms FROM visits WHERE id = %s", (i,)) == \
+        ((recent,),), "old rows still there after 30 s"
+    assert s.sql("SELECT day, visits, bots FROM visits_daily WHERE "
+                 "id = %s", (i,))[0][1:] == (3, 2)
+    after = _stats_q(s, tok, i, "?since=%s&until=%s" % (
+        _iso(old - day_ms), _iso(old + 2 * day_ms)))
+    assert after["by_day"] == before["by_day"] and after["bots"] == 2, (
+        before, after)
+    # The tops come from the rows kept: the rolled-up days have none.
+    assert after["referers"] == [], after
+    assert "rolled up into per-day counts" in s.shortd_log()
+    # Deleting the link deletes its per-day counts too.
+    assert s.http("DELETE", "/" + i, token=tok).status_code == 204
+    assert s.sql("SELECT COUNT(*) FROM visits_daily WHERE id = %s",
+                 (i,)) == ((0,),)
+
+
+def _iso(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def _date(ms):
+    return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))

@@ -353,9 +353,13 @@ def test_stats_counts(s):
     j = s.shorten(tok, url + "/other")
     st = _stats(s, tok, i)
     assert st["visits"] == 0 and st["last_visit_at"] is None, st
+    # ... and the period's summary of visit analytics
+    # (test_analytics.py).
     assert set(st) == {"id", "value", "visits", "created_at", "updated_at",
                        "last_visit_at", "expires_at", "max_visits",
-                       "state"}, st
+                       "state", "since", "until", "by_day", "bots",
+                       "referers", "countries", "browsers", "os",
+                       "devices"}, st
     assert st["id"] == i and st["value"] == url and st["state"] == "active"
     created = _parse_time(st["created_at"])
     assert abs(created - time.time()) < 600, st

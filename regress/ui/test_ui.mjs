@@ -569,6 +569,86 @@ await step("link-features-shown-only-where-supported", async () => {
 	await $("#shorten-options summary").click();
 });
 
+await step("visits-chart", async () => {
+	const token = await pageToken();
+	const first = created[created.length - 1];
+	const stats = await apiCall("GET", "/" + first.id + "/stats",
+	    undefined, token);
+	if (stats.status !== 200 || !Array.isArray(stats.data.by_day)) {
+		// No visit analytics on this server: no button.
+		assert.equal(await $(".visits-open:visible").count(), 0);
+		return;
+	}
+	// Visits from a phone and a desktop, with referers, and a crawler.
+	const visit = (ua, ref) => fetch(BASE + "/" + first.id, {
+	    redirect: "manual", headers: Object.assign({ "User-Agent": ua },
+	    ref ? { Referer: ref } : {}) });
+	const iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS " +
+	    "X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 " +
+	    "Mobile/15E148 Safari/604.1";
+	const win = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) " +
+	    "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 " +
+	    "Safari/537.36";
+	for (const [ua, ref] of [[iphone, "https://t.co/x"], [iphone,
+	    "https://t.co/y"], [win, "https://news.example/a"], [win, null],
+	    ["Twitterbot/1.0", null]])
+		assert.equal((await visit(ua, ref)).status, 301);
+	const before = stats.data.by_day.reduce((a, d) => a + d.visits, 0);
+	await until(async () => {
+		const s = await apiCall("GET", "/" + first.id + "/stats",
+		    undefined, token);
+		return s.data.by_day.reduce((a, d) => a + d.visits, 0) >=
+		    before + 4 && s.data.bots >= 1;
+	}, "the visits to be recorded");
+	await page.reload();
+	await loggedIn();
+	const row = $("#links-list > li[data-id=\"" + first.id + "\"]");
+	const b = row.locator(".visits-open");
+	await until(() => b.isVisible(), "the Visits button");
+	await b.click();
+	const panel = row.locator("section.visits");
+	await until(() => panel.isVisible(), "the visits panel");
+	assert.equal(await b.getAttribute("aria-expanded"), "true");
+	// One bar per day of the period, the bots stacked on today's.
+	const svg = panel.locator(".chart svg");
+	assert.equal(await svg.locator("g.day").count(), 31);
+	assert.ok((await svg.locator("rect.bar-bot").count()) >= 1);
+	assert.match(await svg.getAttribute("aria-label"),
+	    /^\d+ visits and \d+ bot visits over 31 days/);
+	const today = new Date().toISOString().slice(0, 10);
+	assert.match(await textOf(svg.locator("g.day").last()
+	    .locator("title")), new RegExp("^" + today + ": \\d+ visits?, " +
+	    "\\d+ bots?$"));
+	// Today has visits: its bar stands up.
+	const h = await svg.locator("g.day").last().locator("rect.bar")
+	    .getAttribute("height");
+	assert.ok(Number(h) > 1, "today's bar has a height: " + h);
+	await seeText(panel.locator(".top-referers"), /t\.co\s*2/,
+	    "t.co among the referers");
+	await seeText(panel.locator(".top-referers"), /news\.example/,
+	    "news.example among the referers");
+	await seeText(panel.locator(".top-browsers"), /Safari\s*\d+/,
+	    "Safari among the browsers");
+	await seeText(panel.locator(".top-countries"), /unknown/,
+	    "no country without geoip_db");
+	await seeText(panel.locator(".visits-total"), /by bots \(not counted\)/,
+	    "the bots' count");
+	// Drawn from the page's own script: no image, no other origin.
+	assert.equal(await panel.locator("img, iframe, object").count(), 0);
+	const light = await svg.locator("rect.bar").first().evaluate((e) =>
+	    getComputedStyle(e).fill);
+	await shot("14-visits");
+	await page.emulateMedia({ colorScheme: "dark" });
+	const dark = await svg.locator("rect.bar").first().evaluate((e) =>
+	    getComputedStyle(e).fill);
+	assert.notEqual(light, dark, "the bars follow the colour scheme");
+	await shot("15-visits-dark", { fullPage: false });
+	await page.emulateMedia({ colorScheme: "light" });
+	await b.click();
+	await until(async () => !(await panel.isVisible()), "the panel to close");
+	assert.equal(await b.getAttribute("aria-expanded"), "false");
+});
+
 await step("change-password", async () => {
 	const dialog = $("#password-dialog");
 	await page.getByRole("button", { name: "Change password" }).click();
