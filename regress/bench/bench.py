@@ -1074,7 +1074,7 @@ def run(s, args, workdir):
     if args.analytics_rounds > 0:
         res["analytics_links"] = min(points[-1], 1000000)
         res["analytics"] = variants(
-            s, w, args, shortd_run, ids1k,
+            s, w, args, shortd_run, traffic(args.list_links, "uniform"),
             traffic(res["analytics_links"], "uniform"), table=ANALYTICS,
             rounds=args.analytics_rounds)
         res["visits_growth"] = visits_growth(s)
@@ -1661,14 +1661,15 @@ def report(res, args):
                 name, q, verdict(q >= 0.9)))
         g = res.get("visits_growth")
         if g and g["rows"] > 0:
-            per = (g["file"] or g["data"] + g["index"]) / g["rows"]
-            L.append("- Database growth: %s visit rows of the whole run "
-                     "take %s bytes in visits.ibd (InnoDB: %.1f MB data, "
-                     "%.1f MB index): **%.0f bytes a visit, %.0f MB per "
-                     "million visits**." % (
-                         "{:,}".format(g["rows"]), "{:,}".format(
-                             g["file"] or 0), g["data"] / 1e6,
-                         g["index"] / 1e6, per, per))
+            pages = (g["data"] + g["index"]) / g["rows"]
+            L.append("- Database growth: the run's %s visit rows fill %.1f "
+                     "MB of InnoDB pages (data and index, after ANALYZE "
+                     "TABLE): **%.0f bytes a visit, %.0f MB per million "
+                     "visits**; visits.ibd is %s bytes (it grows in "
+                     "steps, so it says more for large runs)." % (
+                         "{:,}".format(g["rows"]),
+                         (g["data"] + g["index"]) / 1e6, pages, pages,
+                         "{:,}".format(g["file"] or 0)))
         L.append("")
 
     # Sweep.
