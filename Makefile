@@ -288,6 +288,18 @@ deb: $(DEPS_STAMP) deps-deb
 	lintian --fail-on error build/deb/shortd_$(DEB_VERSION)_*.changes
 	@ls build/deb/shortd_$(DEB_VERSION)_*.deb
 
+# The package installed and run under a real systemd (PID 1 of a
+# booted Debian container, rootful podman), upgraded to a bumped
+# version, purged: regress/vm/check.py.
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB_UPGRADE = $(DEB_VERSION)+vm1
+check-vm: $(DEPS_STAMP) deps-containers deps-deb
+	@$(MAKE) --no-print-directory deb
+	@$(MAKE) --no-print-directory deb DEB_VERSION=$(DEB_UPGRADE)
+	/usr/bin/python3 regress/vm/check.py \
+	    --deb build/deb/shortd_$(DEB_VERSION)_$(DEB_ARCH).deb \
+	    --upgrade build/deb/shortd_$(DEB_UPGRADE)_$(DEB_ARCH).deb
+
 deps-deb:
 	@$(MAKE) --no-print-directory deps DEB_BUILD= DEB_TEST="$(DEB_PKG)" \
 	    DEPS_STAMP=build/.deps-deb
@@ -325,7 +337,7 @@ install: shortd
 	chmod 644 $(DESTDIR)$(UNITDIR)/shortd.service
 	install -m 644 etc/shortd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shortd.conf
 	install -m 644 sql/schema.sql docs/openapi.yaml $(DESTDIR)$(DATADIR)/
-	sed -e 's|/usr/share/shortd|$(DATADIR)|g' sql/mariadb-setup.sql \
+	sed -e 's|/usr/share/shortd|$(DATADIR)|g' etc/mariadb-setup.sql \
 	    > $(DESTDIR)$(DATADIR)/mariadb-setup.sql
 	chmod 644 $(DESTDIR)$(DATADIR)/mariadb-setup.sql
 	install -d $(DESTDIR)$(DATADIR)/www
