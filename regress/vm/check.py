@@ -11,7 +11,7 @@ silently skips the unit's namespaces: ProtectSystem=, PrivateTmp=, ...;
 a VM's systemd has it) and CAP_SYS_PTRACE (for the test to read the
 namespaces of shortd's processes in /proc).  In it, in order:
 
-  1. docs/install.md's three commands, verbatim, with apt
+  1. the README's three commands, verbatim, with apt
      from the Debian mirror (MariaDB, nginx and the package FILE);
   2. what the package set up: the user, the secret (0640 root:shortd),
      the unit enabled and running, the nginx site answering on the
@@ -62,7 +62,7 @@ import test_faults as faults  # noqa: E402  (Load, the recovery probe)
 OUT = os.path.join(TOP, "regress", "out", "vm")
 IMAGE = "localhost/shortd-vm:latest"
 NAME = "shortd-vm"
-INSTALL_MD = os.path.join(TOP, "docs", "install.md")
+README_MD = os.path.join(TOP, "README.md")
 SECRET = "/etc/shortd/jwt.secret"
 CONF = "/etc/shortd/shortd.conf"
 SITE = "/etc/nginx/sites-available/shortd"
@@ -87,13 +87,12 @@ def out(script, **kw):
 
 
 def readme_commands():
-    """The commands of docs/install.md's "The three commands" block (the
-    README's deployment table points there)."""
-    with open(INSTALL_MD) as f:
+    """The commands of the README's "Installing on a server" block."""
+    with open(README_MD) as f:
         text = f.read()
-    m = re.search(r"^#+ The three commands\n(.*?)^```sh\n(.*?)^```",
+    m = re.search(r"^#+ Installing on a server\n(.*?)^```sh\n(.*?)^```",
                   text, re.M | re.S)
-    assert m, "docs/install.md has no \"The three commands\" section " \
+    assert m, "README.md has no \"Installing on a server\" section " \
         "with a ```sh block"
     cmds = [l for l in m.group(2).splitlines()
             if l.strip() and not l.startswith("#")]
@@ -179,7 +178,7 @@ class VMChecks(cc.Phases):
     def vm_now(self):
         return out("date +%s.%N")
 
-    # -- 1, 2: install as docs/install.md says
+    # -- 1, 2: install as the README says
 
     def install(self):
         for path in (self.deb, self.upgrade):
@@ -541,7 +540,7 @@ class VMChecks(cc.Phases):
             self.phase("VM image: the Debian base with systemd", self.image)
             self.phase("booted: systemd is PID 1, every unit started",
                        self.boot)
-            self.phase("docs/install.md's three commands (apt)",
+            self.phase("the README's three commands (apt)",
                        self.install)
             self.phase("installed: user, secret 0640 root:shortd, unit "
                        "enabled and active, nginx answers", self.installed)
