@@ -41,14 +41,15 @@ SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 	   -fno-omit-frame-pointer
 
 HDRS	 = proto/proto.h proto/scoreboard.h proto/shcache.h daemon/daemon.h \
-	   workers/workers.h workers/db.h
+	   workers/workers.h workers/db.h workers/worker.h
 LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c proto/shcache.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
-	   daemon/health.c \
+	   daemon/health.c daemon/startup.c daemon/clock.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
 	   workers/id.c workers/db.c workers/db_users.c workers/db_links.c \
 	   workers/db_visits.c workers/auth.c workers/shortener.c \
+	   workers/short_input.c workers/short_sub.c workers/handoff.c \
 	   workers/status.c \
 	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c \
 	   workers/analytics.c workers/ua.c workers/geoip.c \
@@ -245,7 +246,7 @@ $(UI_STAMP): regress/ui/package.json regress/ui/package-lock.json
 	cd regress/ui && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# The README's screenshots, from the last `make check-ui`.
+# The screenshots of the README and docs/web.md, from the last `make check-ui`.
 ui-screenshots:
 	@mkdir -p docs/screenshots
 	for f in $(UI_SHOTS); do \
@@ -287,6 +288,18 @@ deb: $(DEPS_STAMP) deps-deb
 	lintian --fail-on error build/deb/shortd_$(DEB_VERSION)_*.changes
 	@ls build/deb/shortd_$(DEB_VERSION)_*.deb
 
+# The package installed and run under a real systemd (PID 1 of a
+# booted Debian container, rootful podman), upgraded to a bumped
+# version, purged: regress/vm/check.py.
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB_UPGRADE = $(DEB_VERSION)+vm1
+check-vm: $(DEPS_STAMP) deps-containers deps-deb
+	@$(MAKE) --no-print-directory deb
+	@$(MAKE) --no-print-directory deb DEB_VERSION=$(DEB_UPGRADE)
+	/usr/bin/python3 regress/vm/check.py \
+	    --deb build/deb/shortd_$(DEB_VERSION)_$(DEB_ARCH).deb \
+	    --upgrade build/deb/shortd_$(DEB_UPGRADE)_$(DEB_ARCH).deb
+
 deps-deb:
 	@$(MAKE) --no-print-directory deps DEB_BUILD= DEB_TEST="$(DEB_PKG)" \
 	    DEPS_STAMP=build/.deps-deb
@@ -324,7 +337,7 @@ install: shortd
 	chmod 644 $(DESTDIR)$(UNITDIR)/shortd.service
 	install -m 644 etc/shortd.sysusers $(DESTDIR)$(SYSUSERSDIR)/shortd.conf
 	install -m 644 sql/schema.sql docs/openapi.yaml $(DESTDIR)$(DATADIR)/
-	sed -e 's|/usr/share/shortd|$(DATADIR)|g' sql/mariadb-setup.sql \
+	sed -e 's|/usr/share/shortd|$(DATADIR)|g' etc/mariadb-setup.sql \
 	    > $(DESTDIR)$(DATADIR)/mariadb-setup.sql
 	chmod 644 $(DESTDIR)$(DATADIR)/mariadb-setup.sql
 	install -d $(DESTDIR)$(DATADIR)/www

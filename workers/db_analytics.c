@@ -424,15 +424,29 @@ static const struct db_sql q_ret_rollup = { "retention rollup", 1,
 static const struct db_sql q_ret_delete = { "retention delete", 1,
     "DELETE FROM visits WHERE id = ? AND at_ms <= ?" };
 
+/* A server without named locks (Galera refuses GET_LOCK: 1235, "not
+ * supported yet") runs the steps without one, which only costs the
+ * workers some repeated look-ups. */
+#define DB_ER_NOT_SUPPORTED_YET	1235
+
 enum db_status
 db_visit_retention_lock(struct db *db, int lock)
 {
+	static int	 unlocked;	/* the server has no named locks */
 	MYSQL_BIND	 r[1];
 	int64_t		 got = 0;
 	enum db_status	 st;
 
+	if (unlocked)
+		return DB_OK;
 	db_bind_i64(&r[0], &got);
 	st = db_run(db, lock ? &q_ret_lock : &q_ret_unlock, NULL, r, NULL);
+	if (st == DB_UNAVAILABLE && db->last_errno == DB_ER_NOT_SUPPORTED_YET) {
+		log_info("visits: retention without a named lock: the server "
+		    "has none (Galera)");
+		unlocked = 1;
+		return DB_OK;
+	}
 	if (st == DB_OK && got != 1)
 		st = DB_NOTFOUND;
 	return st;

@@ -1068,13 +1068,25 @@ def run(s, args, workdir):
         r["ratio"] = median([b["rps"] / a["rps"] for a, b in zip(ns, rs)])
         res["sweep"].append((c, n, r))
 
+    # Memory at idle with the cache as the runs left it (the variants
+    # restart shortd).
+    say("waiting for the pools to settle")
+    res["idle_after"] = wait_idle(s, conf)
+    res["mem_after"] = shortd_memory(s)
+    rss_sample()
     if args.variant_rounds > 0:
-        res["variants"] = variants(s, w, args, shortd_run, ids1k,
-                                   traffic(points[-1], "zipf"))
+        # A variant that fails costs its table, not the whole report.
+        try:
+            res["variants"] = variants(s, w, args, shortd_run,
+                                       traffic(args.list_links, "uniform"),
+                                       traffic(points[-1], "zipf"))
+        except (RuntimeError, stackmod.StackError) as e:
+            say("variants failed: %s" % e)
+            res["variants_error"] = str(e)[:500]
     if args.analytics_rounds > 0:
         res["analytics_links"] = min(points[-1], 1000000)
         res["analytics"] = variants(
-            s, w, args, shortd_run, ids1k,
+            s, w, args, shortd_run, traffic(args.list_links, "uniform"),
             traffic(res["analytics_links"], "uniform"), table=ANALYTICS,
             rounds=args.analytics_rounds)
         res["visits_growth"] = visits_growth(s)
@@ -1083,10 +1095,6 @@ def run(s, args, workdir):
     r = s.http("GET", "/" + probe)
     assert r.status_code == 301, r.status_code
     res["nginx_errors"] = nginx_errors(s)
-    say("waiting for the pools to settle")
-    res["idle_after"] = wait_idle(s, conf)
-    res["mem_after"] = shortd_memory(s)
-    rss_sample()
     res["peak"] = peak
     res["runs"] = runs
     return res
@@ -1661,14 +1669,20 @@ def report(res, args):
                 name, q, verdict(q >= 0.9)))
         g = res.get("visits_growth")
         if g and g["rows"] > 0:
-            per = (g["file"] or g["data"] + g["index"]) / g["rows"]
-            L.append("- Database growth: %s visit rows of the whole run "
-                     "take %s bytes in visits.ibd (InnoDB: %.1f MB data, "
-                     "%.1f MB index): **%.0f bytes a visit, %.0f MB per "
-                     "million visits**." % (
-                         "{:,}".format(g["rows"]), "{:,}".format(
-                             g["file"] or 0), g["data"] / 1e6,
-                         g["index"] / 1e6, per, per))
+            pages = (g["data"] + g["index"]) / g["rows"]
+            L.append("- Database growth: the run's %s visit rows fill %.1f "
+                     "MB of InnoDB pages (data and index, after ANALYZE "
+                     "TABLE): **%.0f bytes a visit, %.0f MB per million "
+                     "visits**; visits.ibd is %s bytes (it grows in "
+                     "steps, so it says more for large runs)." % (
+                         "{:,}".format(g["rows"]),
+                         (g["data"] + g["index"]) / 1e6, pages, pages,
+                         "{:,}".format(g["file"] or 0)))
+        L.append("")
+
+    if res.get("variants_error"):
+        L.append("The variants between nginx and the worker failed: `%s`" %
+                 res["variants_error"].replace("\n", " "))
         L.append("")
 
     # Sweep.

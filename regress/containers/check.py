@@ -438,20 +438,13 @@ class ComposeStack:
 
 # ---------------------------------------------------------------- cases
 
-class Checks:
-    def __init__(self, port, keep):
+class Phases:
+    """Named steps, each counted ok/FAIL with its time (shared with
+    regress/vm/check.py)."""
+
+    def __init__(self):
         self.t = runmod.Tally()
-        self.port = port
-        self.keep = keep
-        self.url = "http://127.0.0.1:%d" % port
-        self.secret = "check-" + secrets.token_hex(24)
-        self.env = compose_env(self.secret)
-        self.env["SHORTD_HTTP_PORT"] = str(port)
-        # The e2e cases log in far more often than people do; the
-        # limit itself is tested by make check (test_hostile.py).
-        self.env["SHORTD_LOGIN_RATE"] = "1000r/s"
         self.times = []
-        self.s = None
 
     def phase(self, name, fn, *a):
         """One named step: ok/FAIL, its time; -> fn's result or raise."""
@@ -466,6 +459,79 @@ class Checks:
         self.t.ok(name)
         self.times.append((name, time.time() - t0))
         return v
+
+    def run_all(self):
+        """self.main(), then the failed names and "N passed, N failed"
+        -> the exit status."""
+        try:
+            self.main()
+        except KeyboardInterrupt:
+            self.t.fail("interrupted")
+        t = self.t
+        if t.failed:
+            print("\nfailed:\n" + "".join("  %s\n" % n for n in t.failed),
+                  end="")
+        print("%d passed, %d failed" % (t.passed, len(t.failed)), flush=True)
+        return 1 if t.failed else 0
+
+    def print_times(self, t_all):
+        say("timings:")
+        for name, secs in self.times:
+            say("  %6.1fs  %s" % (secs, name))
+        say("  %6.1fs  in all" % (time.time() - t_all))
+
+
+def run_e2e(t, s, label, files=E2E_FILES, not_here=NOT_HERE):
+    """Every test_* of regress/e2e/<files> but those in not_here, run
+    against s (an adapter like ComposeStack), counted in t as
+    "<label> <case>".  -> (cases run, seconds)."""
+    cases = [c for c in runmod.collect_e2e("")
+             if c[0].split(":")[0] in files]
+    for name in [c[0] for c in cases if c[0] in not_here]:
+        say("only in make check: %s (%s)" % (name, not_here[name]))
+    old = signal.signal(signal.SIGALRM, runmod._alarm)
+    t0 = time.time()
+    n = 0
+    try:
+        for name, fn, err in cases:
+            if name in not_here:
+                continue
+            name = label + " " + name
+            if fn is None:
+                t.fail(name, err)
+                continue
+            n += 1
+            c0 = time.time()
+            try:
+                signal.alarm(runmod.CASE_LIMIT)
+                try:
+                    fn(s)
+                finally:
+                    signal.alarm(0)
+            except Exception:
+                t.fail(name, traceback.format_exc())
+            else:
+                t.ok(name)
+            if time.time() - c0 >= 5:
+                say("  %s took %.1fs" % (name, time.time() - c0))
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    return n, time.time() - t0
+
+
+class Checks(Phases):
+    def __init__(self, port, keep):
+        Phases.__init__(self)
+        self.port = port
+        self.keep = keep
+        self.url = "http://127.0.0.1:%d" % port
+        self.secret = "check-" + secrets.token_hex(24)
+        self.env = compose_env(self.secret)
+        self.env["SHORTD_HTTP_PORT"] = str(port)
+        # The e2e cases log in far more often than people do; the
+        # limit itself is tested by make check (test_hostile.py).
+        self.env["SHORTD_LOGIN_RATE"] = "1000r/s"
+        self.s = None
 
     # -- static checks
 
@@ -554,40 +620,9 @@ class Checks:
         assert rows[0][0] == 1, rows
 
     def run_e2e(self):
-        cases = [c for c in runmod.collect_e2e("")
-                 if c[0].split(":")[0] in E2E_FILES]
-        skipped = [c[0] for c in cases if c[0] in NOT_HERE]
-        for name in skipped:
-            say("only in make check: %s (%s)" % (name, NOT_HERE[name]))
-        old = signal.signal(signal.SIGALRM, runmod._alarm)
-        t0 = time.time()
-        n = 0
-        try:
-            for name, fn, err in cases:
-                if name in NOT_HERE:
-                    continue
-                name = "compose " + name
-                if fn is None:
-                    self.t.fail(name, err)
-                    continue
-                n += 1
-                c0 = time.time()
-                try:
-                    signal.alarm(runmod.CASE_LIMIT)
-                    try:
-                        fn(self.s)
-                    finally:
-                        signal.alarm(0)
-                except Exception:
-                    self.t.fail(name, traceback.format_exc())
-                else:
-                    self.t.ok(name)
-                if time.time() - c0 >= 5:
-                    say("  %s took %.1fs" % (name, time.time() - c0))
-        finally:
-            signal.signal(signal.SIGALRM, old)
+        n, secs = run_e2e(self.t, self.s, "compose")
         self.times.append(("%d e2e cases through the compose front" % n,
-                           time.time() - t0))
+                           secs))
 
     def check_image(self):
         p = run(["podman", "image", "inspect", IMAGE])
@@ -780,10 +815,7 @@ class Checks:
                 else:
                     self.t.ok("torn down: containers, volume, network")
                 self.times.append(("teardown", time.time() - t0))
-        say("timings:")
-        for name, secs in self.times:
-            say("  %6.1fs  %s" % (secs, name))
-        say("  %6.1fs  in all" % (time.time() - t_all))
+        self.print_times(t_all)
 
     def base_images(self):
         make_base_tarballs()
@@ -807,15 +839,7 @@ def main():
         sys.exit("check-containers: port %d is in use (make run?); "
                  "use --port" % args.port)
     c = Checks(args.port, args.keep)
-    try:
-        c.main()
-    except KeyboardInterrupt:
-        c.t.fail("interrupted")
-    t = c.t
-    if t.failed:
-        print("\nfailed:\n" + "".join("  %s\n" % n for n in t.failed), end="")
-    print("%d passed, %d failed" % (t.passed, len(t.failed)), flush=True)
-    return 1 if t.failed else 0
+    return c.run_all()
 
 
 if __name__ == "__main__":

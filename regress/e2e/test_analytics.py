@@ -18,10 +18,10 @@ import sys
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_features import (SCHEMA_V2, SCHEMA_VERSION,  # noqa: E402
-                           _apply_schema, _create, _drop, _expect, _old_and_new, _parse_time,
-                           _refused, _rid, _show, _stats, _user,
-                           _wait_visits)
+from test_features import (SCHEMA_V2, SCHEMA_VERSION, _apply_schema, _create,  # noqa: E402
+                           _drop, _expect, _old_and_new, _owner_only_sub,
+                           _parse_time, _refused, _rid, _show, _stats,
+                           _user, _wait_visits)
 
 FLUSH_WAIT = 15
 CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -166,20 +166,7 @@ def test_visit_records(s):
         assert word in body["message"], (q, body)
 
     # Owner only, token first; 404 for an unknown id; GET and HEAD.
-    other = _user(s, "ano")
-    _expect(s.http("GET", "/%s/visits" % i, token=other), 403,
-            "visits of another user's link", "forbidden")
-    _expect(s.http("GET", "/%s/visits" % i), 403, "visits without a token",
-            "forbidden")
-    _expect(s.http("GET", "/nope%s/visits" % _rid(), token=tok), 404,
-            "visits of an unknown id", "not found")
-    r = s.http("HEAD", "/%s/visits" % i, token=tok)
-    assert r.status_code == 200 and r.content == b"", _show(r)
-    for method in ("POST", "PUT", "DELETE"):
-        r = s.http(method, "/%s/visits" % i, token=tok)
-        _expect(r, 405, "%s /:id/visits" % method)
-        assert {x.strip() for x in r.headers["Allow"].split(",")} == \
-            {"GET", "HEAD"}, r.headers
+    _owner_only_sub(s, tok, i, "visits")
 
     # No address is stored: no column could hold one, no row has one,
     # and the log has none.

@@ -380,23 +380,28 @@ def test_stats_counts(s):
     # No late double counting: another flush window changes nothing.
     time.sleep(1.5)
     assert _stats(s, tok, i)["visits"] == n
-    # Owner only, token first; 404 for an unknown id.
-    other = _user(s, "sto")
-    _expect(s.http("GET", "/%s/stats" % i, token=other), 403,
-            "stats of another user's link", "forbidden")
-    _expect(s.http("GET", "/%s/stats" % i), 403, "stats without a token",
-            "forbidden")
-    _expect(s.http("GET", "/nope%s/stats" % _rid(), token=tok), 404,
-            "stats of an unknown id", "not found")
-    r = s.http("HEAD", "/%s/stats" % i, token=tok)
-    assert r.status_code == 200 and r.content == b"", _show(r)
-    for method in ("POST", "PUT", "DELETE"):
-        r = s.http(method, "/%s/stats" % i, token=tok)
-        _expect(r, 405, "%s /:id/stats" % method)
-        assert {x.strip() for x in r.headers["Allow"].split(",")} == \
-            {"GET", "HEAD"}, r.headers
+    _owner_only_sub(s, tok, i, "stats")
     for path in ("/%s/stats/" % i, "/%s/Stats" % i, "/%s/stats/x" % i):
         _expect(s.http("GET", path, token=tok), 404, "GET " + path)
+
+
+def _owner_only_sub(s, tok, i, sub):
+    """GET /i/sub: the owner's only, token first; 404 for an unknown id;
+    HEAD as GET without a body; other methods 405 with Allow."""
+    other = _user(s, "own")
+    _expect(s.http("GET", "/%s/%s" % (i, sub), token=other), 403,
+            "%s of another user's link" % sub, "forbidden")
+    _expect(s.http("GET", "/%s/%s" % (i, sub)), 403,
+            "%s without a token" % sub, "forbidden")
+    _expect(s.http("GET", "/nope%s/%s" % (_rid(), sub), token=tok), 404,
+            "%s of an unknown id" % sub, "not found")
+    r = s.http("HEAD", "/%s/%s" % (i, sub), token=tok)
+    assert r.status_code == 200 and r.content == b"", _show(r)
+    for method in ("POST", "PUT", "DELETE"):
+        r = s.http(method, "/%s/%s" % (i, sub), token=tok)
+        _expect(r, 405, "%s /:id/%s" % (method, sub))
+        assert {x.strip() for x in r.headers["Allow"].split(",")} == \
+            {"GET", "HEAD"}, r.headers
 
 
 def test_counts_flushed_on_shutdown(s):

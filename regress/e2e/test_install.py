@@ -115,7 +115,7 @@ def test_unit_file_passes_systemd_analyze_verify(s):
         text = open(unit).read()
         for want in ("Type=notify", "NoNewPrivileges=yes",
                      "ProtectSystem=strict", "PrivateTmp=yes",
-                     "ExecReload=/bin/kill -HUP $MAINPID"):
+                     "ExecReload=+/bin/kill -HUP $MAINPID"):
             assert want in text, "the unit lacks %s" % want
         # A broken directive would be reported: the check can fail.
         bad = os.path.join(tmp, "bad.service")

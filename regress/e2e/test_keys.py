@@ -295,6 +295,10 @@ def test_delete_account(s):
     # Someone else's token deletes someone else's account, not this one.
     assert s.sql("SELECT COUNT(*) FROM users WHERE username = %s",
                  (user,))[0][0] == 1
+    # Redirected first, so that the pool's redirect cache holds them.
+    for i in ids:
+        for _ in range(2):
+            assert s.http("GET", "/" + i).status_code == 301
     _expect(s.http("DELETE", "/users", {"password": pw}, token=tok), 204,
             "delete the account")
     # Gone at once: token, key, links, rows; the other user untouched.
