@@ -298,17 +298,6 @@ keys_flush(struct worker_ctx *ctx)
 /* /users/keys                                                         */
 /* ------------------------------------------------------------------ */
 
-static void
-keys_send(struct worker_ctx *ctx, struct response *resp, int status,
-    struct buf *b)
-{
-	buf_add(b, "", 1);
-	if (b->failed)
-		response_unavailable(resp, ctx->cfg->db_retry_after);
-	else
-		response_json(resp, status, (const char *)b->data);
-}
-
 /* A key's name: 1 to KEY_NAME_MAX characters, no control ones. */
 static int
 keys_name_ok(const char *s, size_t len)
@@ -411,7 +400,7 @@ keys_create(struct worker_ctx *ctx, const struct request *req,
 	buf_puts(&b, ",\"expires_at\":");
 	rfc3339_put(&b, k.expires_us);
 	buf_puts(&b, "}");
-	keys_send(ctx, resp, 201, &b);
+	short_send(ctx, resp, 201, &b);
 	response_header(resp, "Cache-Control", "no-store");
 out:
 	explicit_bzero(secret, sizeof(secret));
@@ -450,7 +439,7 @@ keys_list(struct worker_ctx *ctx, struct response *resp,
 		buf_puts(&b, "}");
 	}
 	buf_puts(&b, "]}");
-	keys_send(ctx, resp, 200, &b);
+	short_send(ctx, resp, 200, &b);
 out:
 	free(items);
 	buf_free(&b);
