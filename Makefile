@@ -41,14 +41,15 @@ SAN	 = -fsanitize=address,undefined -fno-sanitize-recover=all \
 	   -fno-omit-frame-pointer
 
 HDRS	 = proto/proto.h proto/scoreboard.h proto/shcache.h daemon/daemon.h \
-	   workers/workers.h workers/db.h
+	   workers/workers.h workers/db.h workers/worker.h
 LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c proto/shcache.c \
 	   daemon/config.c daemon/log.c daemon/pool.c daemon/master.c \
-	   daemon/health.c \
+	   daemon/health.c daemon/startup.c daemon/clock.c \
 	   workers/worker.c workers/request.c workers/json.c workers/form.c \
 	   workers/body.c workers/jwt.c workers/password.c workers/url.c \
 	   workers/id.c workers/db.c workers/db_users.c workers/db_links.c \
 	   workers/db_visits.c workers/auth.c workers/shortener.c \
+	   workers/short_input.c workers/short_sub.c workers/handoff.c \
 	   workers/status.c \
 	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c \
 	   workers/analytics.c workers/ua.c workers/geoip.c \
@@ -246,7 +247,7 @@ $(UI_STAMP): regress/ui/package.json regress/ui/package-lock.json
 	cd regress/ui && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# The README's screenshots, from the last `make check-ui`.
+# The screenshots of the README and docs/web.md, from the last `make check-ui`.
 ui-screenshots:
 	@mkdir -p docs/screenshots
 	for f in $(UI_SHOTS); do \

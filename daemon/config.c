@@ -111,7 +111,7 @@ static const struct ckey keys[] = {
 	B("legacy_redirect", legacy_redirect, "no"),
 	I("redirect_cache", redirect_cache, 0, 1048576, "1"),
 	I("redirect_cache_mb", redirect_cache_mb, 0, 65536, "64"),
-	I("redirect_cache_ttl", redirect_cache_ttl, 1, 3600000, "1000"),
+	I("redirect_cache_ttl", redirect_cache_ttl, 1, 3600000, "60000"),
 	I("list_default_limit", list_default_limit, 1, 1000, "100"),
 	I("list_max_limit", list_max_limit, 1, 1000, "1000"),
 

@@ -123,9 +123,14 @@ void	fatal(const char *, ...)
 void	fatalx(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 
-/* pool.c: listening sockets. */
+/* pool.c: listening sockets: the pools' and, after them, the status
+ * process's. */
+#define NLISTEN		(POOL_COUNT + 1)
+#define LISTEN_STATUS	POOL_COUNT	/* index of the status socket */
 int	pool_listen(const char *spec, unsigned mode, int backlog,
 	    char *err, size_t errlen);
+const char *pool_unix_path(const char *spec);
+const char *pool_listen_spec(const struct config *, int i);
 
 /* pool.c: the shortener pool's shared redirect cache, mapped by the
  * master before it forks (mb MiB; 0 maps nothing).  0, or -1 with err
@@ -134,13 +139,27 @@ int	pool_listen(const char *spec, unsigned mode, int backlog,
 struct shc_map;
 int	pool_cache_map(struct shc_map *, size_t mb, char *err, size_t errlen);
 void	pool_cache_unmap(struct shc_map *);
+/* Map, remap or unmap it as cfg says (at start and on reload). */
+void	pool_cache_config(struct shc_map *, const struct config *);
 
 /* health.c: one FastCGI request to a pool's socket -> HTTP status,
  * or -1 with the reason in err (for `shortd -H`). */
 int	health_probe(const struct config *, enum pool_kind, int timeout_ms,
 	    char *err, size_t errlen);
 
+/* clock.c: CLOCK_MONOTONIC in milliseconds */
+int64_t	mono_ms(void);
+
 /* master.c */
 int	master_run(const char *config_file, struct config *, int foreground);
+
+/* startup.c: once, around the master's loop */
+void	notify(const char *msg);	/* sd_notify(3) */
+void	notify_reloading(void);
+void	drop_privileges(const struct config *);
+void	daemonize(const struct config *);
+void	write_pidfile(const char *path);
+/* A wrong schema version is fatal; an unreachable database is not. */
+void	check_schema(const struct config *);
 
 #endif /* SHORTD_DAEMON_H */

@@ -54,15 +54,11 @@ health_connect(const char *spec, int timeout_ms, char *err, size_t errlen)
 	struct sockaddr_un	 sun;
 	struct addrinfo		 hints, *res = NULL, *ai;
 	char			 host[256];
-	const char		*colon, *path = NULL;
+	const char		*colon, *path;
 	size_t			 hlen;
 	int			 fd = -1, rc;
 
-	if (strncmp(spec, "unix:", 5) == 0)
-		path = spec + 5;
-	else if (spec[0] == '/' || spec[0] == '.')
-		path = spec;
-	if (path != NULL) {
+	if ((path = pool_unix_path(spec)) != NULL) {
 		memset(&sun, 0, sizeof(sun));
 		sun.sun_family = AF_UNIX;
 		if (strlen(path) >= sizeof(sun.sun_path)) {

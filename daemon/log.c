@@ -97,7 +97,8 @@ log_vwrite(int level, const char *tag, int with_errno, const char *fmt,
 	errno = saved;
 }
 
-#define LOG_FN(name, level, tag, with_errno)				\
+/* One log function; then is what follows the line (fatal: exit). */
+#define LOG_FN(name, level, tag, with_errno, then)			\
 void									\
 name(const char *fmt, ...)						\
 {									\
@@ -106,32 +107,13 @@ name(const char *fmt, ...)						\
 	va_start(ap, fmt);						\
 	log_vwrite(level, tag, with_errno, fmt, ap);			\
 	va_end(ap);							\
+	then;								\
 }
 
-LOG_FN(log_err, 0, "error", 0)
-LOG_FN(log_warn, 1, "warning", 1)
-LOG_FN(log_warnx, 1, "warning", 0)
-LOG_FN(log_info, 2, "info", 0)
-LOG_FN(log_debug, 3, "debug", 0)
-
-void
-fatal(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	log_vwrite(0, "fatal", 1, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
-
-void
-fatalx(const char *fmt, ...)
-{
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	log_vwrite(0, "fatal", 0, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
+LOG_FN(log_err, 0, "error", 0, (void)0)
+LOG_FN(log_warn, 1, "warning", 1, (void)0)
+LOG_FN(log_warnx, 1, "warning", 0, (void)0)
+LOG_FN(log_info, 2, "info", 0, (void)0)
+LOG_FN(log_debug, 3, "debug", 0, (void)0)
+LOG_FN(fatal, 0, "fatal", 1, exit(1))
+LOG_FN(fatalx, 0, "fatal", 0, exit(1))

@@ -21,18 +21,19 @@
  * Signal handlers only write the signal number to a self-pipe.  The
  * master never serves a request and never waits on a worker: it reads
  * the scoreboard without locks and signals children, nothing more.
+ *
+ * What it does once around this loop (systemd notification, dropping
+ * privileges, detaching, the pid file, the schema check) is in
+ * startup.c; the listening sockets themselves in pool.c.
  */
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,8 +55,6 @@
 #define READY_WAIT_MS	10000	/* longest READY=1 waits after a reload */
 #define SB_SLOTS	4096	/* 2 pools x 1024 workers x 2 generations */
 
-#define NLISTEN		(POOL_COUNT + 1)
-#define LISTEN_STATUS	POOL_COUNT	/* lfd[] index of the status socket */
 #define STATUS_POOL	(-1)		/* slot.pool of the status process */
 
 _Static_assert(SB_POOLS == POOL_COUNT, "scoreboard pools != POOL_COUNT");
@@ -125,15 +124,6 @@ master_handoff(struct master *m)
 		}
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Before the pools exist there is nothing to drain: a stop is an exit.
  * Unix socket files left behind are replaced by the next start. */
 static void
@@ -153,68 +143,6 @@ master_sighandler(int sig)
 	errno = saved;
 }
 
-/* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. */
-static void
-notify(const char *msg)
-{
-	struct sockaddr_un	 sun;
-	const char		*path = getenv("NOTIFY_SOCKET");
-	socklen_t		 len;
-	int			 fd;
-
-	if (path == NULL || path[0] == '\0' ||
-	    strlen(path) >= sizeof(sun.sun_path))
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-	    strlen(path));
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return;
-	(void)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
-	    (struct sockaddr *)&sun, len);
-	close(fd);
-}
-
-/* RELOADING=1 with the time it began: systemd 253 and later match it
- * against the reload they asked for (Type=notify-reload); older ones
- * ignore the field. */
-static void
-notify_reloading(void)
-{
-	struct timespec	 ts;
-	char		 msg[64];
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)ts.tv_sec * 1000000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000);
-	notify(msg);
-}
-
-static const char *
-unix_path(const char *spec)
-{
-	if (strncmp(spec, "unix:", 5) == 0)
-		return spec + 5;
-	if (spec[0] == '/' || spec[0] == '.')
-		return spec;
-	return NULL;
-}
-
-/* The listen spec of socket i in cfg (a pool's or the status one), or
- * NULL if cfg has it off. */
-static const char *
-listen_spec(const struct config *cfg, int i)
-{
-	if (i < POOL_COUNT)
-		return cfg->pool[i].enabled ? cfg->pool[i].listen : NULL;
-	return cfg->status_listen[0] != '\0' ? cfg->status_listen : NULL;
-}
-
 /* Bind the sockets of cfg that m does not have yet.  On any failure
  * nothing changes and -1 is returned with err set. */
 static int
@@ -226,7 +154,7 @@ master_bind(struct master *m, const struct config *cfg, int newfd[],
 
 	for (i = 0; i < NLISTEN; i++) {
 		newfd[i] = -1;
-		if ((spec = listen_spec(cfg, i)) == NULL)
+		if ((spec = pool_listen_spec(cfg, i)) == NULL)
 			continue;
 		if (m->lfd[i] != -1 && strcmp(m->lspec[i], spec) == 0)
 			continue;
@@ -253,7 +181,7 @@ master_adopt(struct master *m, const struct config *cfg, const int newfd[])
 	int		 i;
 
 	for (i = 0; i < NLISTEN; i++) {
-		spec = listen_spec(cfg, i);
+		spec = pool_listen_spec(cfg, i);
 		if (newfd[i] != -1 || spec == NULL) {
 			if (m->lfd[i] != -1)
 				close(m->lfd[i]);
@@ -269,76 +197,12 @@ master_adopt(struct master *m, const struct config *cfg, const int newfd[])
 			continue;
 		if (m->lfd[i] != -1 && fstat(m->lfd[i], &st) == 0) {
 			atomic_store(&m->sb->pool[i].listen_tcp,
-			    unix_path(m->lspec[i]) == NULL);
+			    pool_unix_path(m->lspec[i]) == NULL);
 			atomic_store(&m->sb->pool[i].listen_ino,
 			    (uint64_t)st.st_ino);
 		} else
 			atomic_store(&m->sb->pool[i].listen_ino, 0);
 	}
-}
-
-/* The gid of a group named in the configuration, or fatal. */
-static gid_t
-group_id(const char *name)
-{
-	struct group	*gr;
-
-	if ((gr = getgrnam(name)) == NULL)
-		fatalx("group %s: no such group", name);
-	return gr->gr_gid;
-}
-
-/* Give the unix sockets to uid and the listen_group (gid when it is
- * empty): the front end's user, in that group, can then connect
- * without being in the group shortd runs as. */
-static void
-chown_sockets(const struct config *cfg, uid_t uid, gid_t gid)
-{
-	const char	*spec, *path;
-	int		 i;
-
-	if (cfg->listen_group[0] != '\0')
-		gid = group_id(cfg->listen_group);
-	for (i = 0; i < NLISTEN; i++)
-		if ((spec = listen_spec(cfg, i)) != NULL &&
-		    (path = unix_path(spec)) != NULL &&
-		    chown(path, uid, gid) == -1)
-			fatal("chown %s", path);
-}
-
-static void
-drop_privileges(const struct config *cfg)
-{
-	struct passwd	*pw;
-	uid_t		 uid;
-	gid_t		 gid;
-
-	if (cfg->user[0] == '\0') {
-		if (geteuid() == 0) {
-			log_warnx("running as root: set user (and group) so "
-			    "that workers run unprivileged");
-			if (cfg->listen_group[0] != '\0')
-				chown_sockets(cfg, 0, 0);
-		}
-		return;
-	}
-	if (geteuid() != 0) {
-		log_warnx("user %s configured but not started as root; "
-		    "staying uid %d", cfg->user, (int)geteuid());
-		return;
-	}
-	if ((pw = getpwnam(cfg->user)) == NULL)
-		fatalx("user %s: no such user", cfg->user);
-	uid = pw->pw_uid;
-	gid = pw->pw_gid;
-	if (cfg->group[0] != '\0')
-		gid = group_id(cfg->group);
-	chown_sockets(cfg, uid, gid);
-	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
-	    setresuid(uid, uid, uid) == -1)
-		fatal("dropping privileges to %s", cfg->user);
-	log_info("running as %s (uid %d, gid %d)", cfg->user, (int)uid,
-	    (int)gid);
 }
 
 static struct slot *
@@ -823,26 +687,6 @@ master_nworkers(const struct master *m)
 	return n;
 }
 
-/* The shortener pool's shared redirect cache as cfg wants it: mapped
- * anew when its size changes (the workers of the old generation keep
- * the old map until they exit), kept warm across reloads otherwise.
- * A map that fails leaves the pool without a cache, not without
- * redirects. */
-static void
-master_cache(struct master *m, const struct config *cfg)
-{
-	char	 err[256];
-	size_t	 mb = 0;
-
-	if (cfg->pool[POOL_SHORTENER].enabled && cfg->redirect_cache != 0)
-		mb = (size_t)cfg->redirect_cache_mb;
-	if ((mb << 20) == m->cache.bytes)
-		return;
-	pool_cache_unmap(&m->cache);
-	if (pool_cache_map(&m->cache, mb, err, sizeof(err)) == -1)
-		log_warnx("%s; redirects go to the database", err);
-}
-
 static void
 master_reload(struct master *m)
 {
@@ -863,7 +707,7 @@ master_reload(struct master *m)
 		return;
 	}
 	master_adopt(m, &nc, newfd);
-	master_cache(m, &nc);
+	pool_cache_config(&m->cache, &nc);
 	m->cfg = nc;
 	log_init(m->cfg.log_file, m->cfg.log_level, "master");
 	/* The new generation starts as large as the old one was (within
@@ -923,7 +767,7 @@ master_cleanup(struct master *m)
 
 	for (i = 0; i < NLISTEN; i++)
 		if (m->lspec[i][0] != '\0' &&
-		    (path = unix_path(m->lspec[i])) != NULL)
+		    (path = pool_unix_path(m->lspec[i])) != NULL)
 			unlink(path);
 	if (m->cfg.pid_file[0] != '\0')
 		unlink(m->cfg.pid_file);
@@ -932,67 +776,6 @@ master_cleanup(struct master *m)
 	if (m->sb != NULL)
 		munmap(m->sb, sb_size(SB_SLOTS));
 	pool_cache_unmap(&m->cache);
-}
-
-static void
-daemonize(const struct config *cfg)
-{
-	pid_t	 pid;
-	int	 fd;
-
-	if ((pid = fork()) == -1)
-		fatal("fork");
-	if (pid > 0)
-		_exit(0);
-	if (setsid() == -1)
-		fatal("setsid");
-	if ((pid = fork()) == -1)
-		fatal("fork");
-	if (pid > 0)
-		_exit(0);
-	if (chdir("/") == -1)
-		fatal("chdir /");
-	if ((fd = open("/dev/null", O_RDWR)) != -1) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		if (cfg->log_file[0] != '\0')
-			dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-}
-
-static void
-write_pidfile(const char *path)
-{
-	FILE	*f;
-
-	if (path[0] == '\0')
-		return;
-	if ((f = fopen(path, "w")) == NULL)
-		fatal("pid file %s", path);
-	fprintf(f, "%d\n", (int)getpid());
-	fclose(f);
-}
-
-/* Check the schema once at start-up: a wrong version is fatal, an
- * unreachable database is not (workers retry and answer 503). */
-static void
-check_schema(const struct config *cfg)
-{
-	struct db	*db;
-	char		 err[512];
-
-	if ((db = db_new(cfg)) == NULL)
-		fatalx("out of memory");
-	if (db_ensure(db) != DB_OK)
-		log_warnx("database not reachable at start-up; workers will "
-		    "retry");
-	else if (db_check_schema(db, err, sizeof(err)) == -1) {
-		db_free(db);
-		fatalx("%s", err);
-	}
-	db_free(db);
 }
 
 /* The scoreboard: shared with every child forked from here on. */
@@ -1031,7 +814,7 @@ master_run(const char *file, struct config *cfg, int foreground)
 		m.lfd[i] = -1;
 	log_init(m.cfg.log_file, m.cfg.log_level, "master");
 	master_scoreboard(&m);
-	master_cache(&m, &m.cfg);
+	pool_cache_config(&m.cache, &m.cfg);
 	master_handoff(&m);
 
 	if (master_bind(&m, &m.cfg, newfd, err, sizeof(err)) == -1)

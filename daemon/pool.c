@@ -113,6 +113,18 @@ listen_tcp(const char *spec, int backlog, char *err, size_t errlen)
 	return fd;
 }
 
+/* The path of a unix socket spec ("/path", "./path", "unix:path"), or
+ * NULL for host:port. */
+const char *
+pool_unix_path(const char *spec)
+{
+	if (strncmp(spec, "unix:", 5) == 0)
+		return spec + 5;
+	if (spec[0] == '/' || spec[0] == '.')
+		return spec;
+	return NULL;
+}
+
 /*
  * Bind and listen on spec: a path (absolute, or prefixed "unix:") is a
  * unix socket created with mode; anything else is host:port.  Returns
@@ -122,11 +134,21 @@ int
 pool_listen(const char *spec, unsigned mode, int backlog, char *err,
     size_t errlen)
 {
-	if (strncmp(spec, "unix:", 5) == 0)
-		return listen_unix(spec + 5, mode, backlog, err, errlen);
-	if (spec[0] == '/' || spec[0] == '.')
-		return listen_unix(spec, mode, backlog, err, errlen);
+	const char	*path;
+
+	if ((path = pool_unix_path(spec)) != NULL)
+		return listen_unix(path, mode, backlog, err, errlen);
 	return listen_tcp(spec, backlog, err, errlen);
+}
+
+/* The listen spec of socket i in cfg (a pool's, or LISTEN_STATUS), or
+ * NULL if cfg has it off. */
+const char *
+pool_listen_spec(const struct config *cfg, int i)
+{
+	if (i < POOL_COUNT)
+		return cfg->pool[i].enabled ? cfg->pool[i].listen : NULL;
+	return cfg->status_listen[0] != '\0' ? cfg->status_listen : NULL;
 }
 
 /*
@@ -176,4 +198,23 @@ pool_cache_unmap(struct shc_map *cm)
 	if (cm->base != NULL)
 		munmap(cm->base, cm->bytes);
 	memset(cm, 0, sizeof(*cm));
+}
+
+/* The shortener pool's cache as cfg wants it: mapped anew when its
+ * size changes (the workers of the old generation keep the old map
+ * until they exit), kept warm across reloads otherwise.  A map that
+ * fails leaves the pool without a cache, not without redirects. */
+void
+pool_cache_config(struct shc_map *cm, const struct config *cfg)
+{
+	char	 err[256];
+	size_t	 mb = 0;
+
+	if (cfg->pool[POOL_SHORTENER].enabled && cfg->redirect_cache != 0)
+		mb = (size_t)cfg->redirect_cache_mb;
+	if ((mb << 20) == cm->bytes)
+		return;
+	pool_cache_unmap(cm);
+	if (pool_cache_map(cm, mb, err, sizeof(err)) == -1)
+		log_warnx("%s; redirects go to the database", err);
 }

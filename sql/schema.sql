@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS users (
 --		(a VARCHAR(2048) is too long to index whole).  NULL only
 --		for rows written by something else than shortd 0.2+.
 --   visits	redirects counted so far (shortd batches the counts of
---		links without a visit limit: see README, "Visits")
+--		links without a visit limit: see shortd(8), "Visit counts")
 --   last_visit_us  time of the latest counted visit, NULL: none yet
 --   expires_us	the link answers 410 from then on, NULL: never
 --   max_visits	the link answers 410 once visits reaches it, NULL: no

@@ -68,28 +68,6 @@ auth_forbidden(struct response *resp)
 	response_error(resp, 403, "forbidden", BAD_CREDENTIALS);
 }
 
-/*
- * Read the body into f.  0, or -1 with the 400 (or the 503 of an
- * allocation failure) already in resp.  The caller frees f either way.
- */
-static int
-auth_body(const struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, struct field *f, size_t n)
-{
-	char			 err[256];
-	enum body_status	 bs;
-
-	err[0] = '\0';
-	if ((bs = body_parse(req, f, n, err, sizeof(err))) == BODY_OK)
-		return 0;
-	if (bs == BODY_NOMEM)
-		response_unavailable(resp, ctx->cfg->db_retry_after);
-	else
-		response_error(resp, 400, "error",
-		    err[0] != '\0' ? err : "malformed body");
-	return -1;
-}
-
 /* 0 if a password of len bytes may be set, else -1 with the 400. */
 static int
 auth_password_ok(const struct worker_ctx *ctx, struct response *resp,
@@ -174,7 +152,7 @@ auth_signup(struct worker_ctx *ctx, const struct request *req,
 	char			 phc[PASSWORD_HASH_MAX];
 	enum db_status		 st;
 
-	if (auth_body(ctx, req, resp, f, 2) == -1)
+	if (body_read(ctx, req, resp, f, 2) == -1)
 		goto out;
 	if (!username_valid(f[0].value, f[0].len)) {
 		response_error(resp, 400, "error", "invalid username: "
@@ -227,7 +205,7 @@ auth_change(struct worker_ctx *ctx, const struct request *req,
 		    "change the password");
 		goto out;
 	}
-	if (auth_body(ctx, req, resp, f, 3) == -1 ||
+	if (body_read(ctx, req, resp, f, 3) == -1 ||
 	    auth_password_ok(ctx, resp, "new password", f[2].len) == -1 ||
 	    auth_check(ctx, req, resp, &f[0], &f[1], phc, &changed) != 1)
 		goto out;
@@ -296,7 +274,7 @@ auth_login(struct worker_ctx *ctx, const struct request *req,
 	buf_init(&b);
 	phc[0] = '\0';
 	tok[0] = '\0';
-	if (auth_body(ctx, req, resp, f, 2) == -1 ||
+	if (body_read(ctx, req, resp, f, 2) == -1 ||
 	    auth_check(ctx, req, resp, &f[0], &f[1], phc, &changed) != 1)
 		goto out;
 	auth_rehash(ctx, req, &f[0], &f[1], phc, changed);
@@ -343,13 +321,18 @@ auth_delete(struct worker_ctx *ctx, const struct request *req,
 
 	phc[0] = '\0';
 	if (cred_login_only(ctx, req, resp, &claims) == -1 ||
-	    auth_body(ctx, req, resp, f, 1) == -1)
+	    body_read(ctx, req, resp, f, 1) == -1)
 		goto out;
 	user.value = claims.sub;
 	user.len = strlen(claims.sub);
 	if (auth_check(ctx, req, resp, &user, &f[0], phc, &changed) != 1)
 		goto out;
+	/* The user's links go with the account (ON DELETE CASCADE): the
+	 * shortener pool's redirect cache reads every link anew, before
+	 * the delete and again once it has committed. */
+	cache_bump_all(ctx->sbc);
 	st = db_user_delete(ctx->db, claims.sub);
+	cache_bump_all(ctx->sbc);
 	if (st == DB_OK) {
 		log_info("#%llu: user %s deleted the account",
 		    (unsigned long long)req->rid, claims.sub);

@@ -32,17 +32,34 @@ body_parse(const struct request *r, struct field *f, size_t n, char *err,
 	return json_parse_fields(body, len, f, n, err, errlen);
 }
 
+/*
+ * body_parse() for a handler: 0, or -1 with the 400 (or the 503 of an
+ * allocation failure) already in resp.  The caller frees f either way.
+ */
+int
+body_read(const struct worker_ctx *ctx, const struct request *req,
+    struct response *resp, struct field *f, size_t n)
+{
+	char			 err[256];
+	enum body_status	 bs;
+
+	err[0] = '\0';
+	if ((bs = body_parse(req, f, n, err, sizeof(err))) == BODY_OK)
+		return 0;
+	if (bs == BODY_NOMEM)
+		response_unavailable(resp, ctx->cfg->db_retry_after);
+	else
+		response_error(resp, 400, "error",
+		    err[0] != '\0' ? err : "malformed body");
+	return -1;
+}
+
 void
 fields_free(struct field *f, size_t n)
 {
 	size_t	 i;
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		free(f[i].value);
-		f[i].value = NULL;
-		f[i].len = 0;
-		f[i].present = 0;
-		f[i].is_null = 0;
-		f[i].num = 0;
-	}
+	fields_reset(f, n);
 }

@@ -60,15 +60,6 @@
 static const struct db_sql q_schema_version = { "schema version", 0,
     "SELECT COALESCE(MAX(version), 0) FROM shortd_schema" };
 
-int64_t
-db_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 if s can be a key of the ascii columns (ids, usernames). */
 int
 db_key_ok(const char *s, size_t max)
@@ -285,7 +276,7 @@ void
 db_node_failed(struct db *db, int i)
 {
 	db->node[i].failed = 1;
-	db->node[i].failed_ms = db_now_ms();
+	db->node[i].failed_ms = mono_ms();
 }
 
 /*
@@ -350,7 +341,7 @@ db_connect_node(struct db *db, int i)
 	db->connects++;
 	db->cur = i;
 	n->failed = 0;
-	db->last_used_ms = db_now_ms();
+	db->last_used_ms = mono_ms();
 	if (db->nnodes > 1)
 		log_info("db: connected to %s (node %d of %d), server %s",
 		    where, i + 1, db->nnodes, mysql_get_server_info(m));
@@ -383,7 +374,7 @@ db_ensure(struct db *db)
 		log_warnx("db: %s", db->errmsg);
 		return DB_UNAVAILABLE;
 	}
-	now = db_now_ms();
+	now = mono_ms();
 	for (i = 0; i < db->nnodes; i++) {
 		if (db->node[i].failed &&
 		    now - db->node[i].failed_ms < DB_NODE_HOLD_MS)
@@ -439,7 +430,7 @@ db_check_link(struct db *db, int write)
 {
 	if (!db->connected)
 		return;
-	if (!write && db_now_ms() - db->last_used_ms < DB_RECENT_MS)
+	if (!write && mono_ms() - db->last_used_ms < DB_RECENT_MS)
 		return;
 	if (db_link_closed(db)) {
 		log_info("db: node %d closed the connection, reconnecting",
@@ -448,10 +439,10 @@ db_check_link(struct db *db, int write)
 		db_disconnect(db);
 		return;
 	}
-	if (!write || db_now_ms() - db->last_used_ms < DB_PING_IDLE_MS)
+	if (!write || mono_ms() - db->last_used_ms < DB_PING_IDLE_MS)
 		return;
 	if (mysql_ping(db->mysql) == 0) {
-		db->last_used_ms = db_now_ms();
+		db->last_used_ms = mono_ms();
 		return;
 	}
 	log_info("db: idle connection lost (%s), reconnecting",
@@ -531,12 +522,12 @@ db_try(struct db *db, const struct db_sql *q, MYSQL_BIND *param,
 		goto fail;
 	if (mysql_stmt_field_count(s) > 0 && mysql_stmt_store_result(s) != 0)
 		goto fail;
-	db->last_used_ms = db_now_ms();
+	db->last_used_ms = mono_ms();
 	*out = s;
 	return 0;
 fail:
 	/* the server answered, or the link is about to be dropped */
-	db->last_used_ms = db_now_ms();
+	db->last_used_ms = mono_ms();
 	db_seterr(db, mysql_stmt_errno(s), mysql_stmt_error(s));
 	return db->last_errno ? db->last_errno : DB_CR_MIN;
 }

@@ -103,7 +103,6 @@ struct db {
 };
 
 /* db.c: the connection and the retry policy */
-int64_t		 db_now_ms(void);
 /* 1 if s can be a key of the ascii columns (ids, usernames). */
 int		 db_key_ok(const char *s, size_t max);
 void		 db_seterr(struct db *, unsigned int err, const char *msg);

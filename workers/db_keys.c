@@ -43,9 +43,7 @@ enum db_status
 db_key_insert(struct db *db, const struct db_key *k)
 {
 	MYSQL_BIND	 p[6];
-	MYSQL_STMT	*s;
 	int64_t		 created = k->created_us, expires = k->expires_us;
-	enum db_status	 st;
 
 	if (!db_key_ok(k->user, JWT_SUB_MAX))
 		return DB_NOTFOUND;
@@ -55,11 +53,7 @@ db_key_insert(struct db *db, const struct db_key *k)
 	db_bind_str(&p[3], (const char *)k->hash, sizeof(k->hash));
 	db_bind_i64(&p[4], &created);
 	db_bind_i64_or_null(&p[5], &expires);
-	if ((st = db_exec(db, &q_key_insert, p, &s)) !=
-	    DB_OK)
-		return st;
-	db_done(s);
-	return DB_OK;
+	return db_run(db, &q_key_insert, p, NULL, NULL);
 }
 
 enum db_status
@@ -154,20 +148,16 @@ enum db_status
 db_key_count(struct db *db, const char *user, int64_t *count)
 {
 	MYSQL_BIND	 p[1], r[1];
-	MYSQL_STMT	*s;
 	enum db_status	 st;
 
 	*count = 0;
 	if (!db_key_ok(user, JWT_SUB_MAX))
 		return DB_OK;
 	db_bind_str(&p[0], user, strlen(user));
-	if ((st = db_exec(db, &q_key_count, p, &s)) != DB_OK)
-		return st;
 	db_bind_i64(&r[0], count);
-	if (db_fetch(&q_key_count, s, r, 1) != 1)
-		st = DB_UNAVAILABLE;
-	db_done(s);
-	return st;
+	/* COUNT(*) always has its row. */
+	st = db_run(db, &q_key_count, p, r, NULL);
+	return st == DB_NOTFOUND ? DB_UNAVAILABLE : st;
 }
 
 /* DB_OK revoked (or already revoked), DB_NOTFOUND no such key of
@@ -176,54 +166,35 @@ enum db_status
 db_key_revoke(struct db *db, const char *user, const char *id)
 {
 	MYSQL_BIND	 p[2];
-	MYSQL_STMT	*s;
-	enum db_status	 st;
 
 	if (!db_key_ok(id, KEY_ID_LEN) || !db_key_ok(user, JWT_SUB_MAX))
 		return DB_NOTFOUND;
 	db_bind_str(&p[0], id, strlen(id));
 	db_bind_str(&p[1], user, strlen(user));
-	if ((st = db_exec(db, &q_key_revoke, p, &s)) !=
-	    DB_OK)
-		return st;
-	if (mysql_stmt_affected_rows(s) == 0)
-		st = DB_NOTFOUND;
-	db_done(s);
-	return st;
+	return db_run(db, &q_key_revoke, p, NULL, NULL);
 }
 
 enum db_status
 db_key_touch(struct db *db, const char *id, int64_t used_us)
 {
 	MYSQL_BIND	 p[2];
-	MYSQL_STMT	*s;
 	enum db_status	 st;
 
 	if (!db_key_ok(id, KEY_ID_LEN))
 		return DB_OK;
 	db_bind_i64(&p[0], &used_us);
 	db_bind_str(&p[1], id, strlen(id));
-	if ((st = db_exec(db, &q_key_touch, p, &s)) != DB_OK)
-		return st;
-	db_done(s);
-	return DB_OK;
+	st = db_run(db, &q_key_touch, p, NULL, NULL);
+	return st == DB_NOTFOUND ? DB_OK : st;	/* revoked meanwhile */
 }
 
 enum db_status
 db_user_delete(struct db *db, const char *user)
 {
 	MYSQL_BIND	 p[1];
-	MYSQL_STMT	*s;
-	enum db_status	 st;
 
 	if (!db_key_ok(user, JWT_SUB_MAX))
 		return DB_NOTFOUND;
 	db_bind_str(&p[0], user, strlen(user));
-	if ((st = db_exec(db, &q_user_delete, p, &s)) !=
-	    DB_OK)
-		return st;
-	if (mysql_stmt_affected_rows(s) == 0)
-		st = DB_NOTFOUND;
-	db_done(s);
-	return st;
+	return db_run(db, &q_user_delete, p, NULL, NULL);
 }

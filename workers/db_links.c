@@ -57,15 +57,17 @@ static const struct db_sql q_url_delete = { "url delete", 1,
     "DELETE FROM urls WHERE id = ?" };
 static const struct db_sql q_url_delete_all = { "url delete all", 1,
     "DELETE FROM urls WHERE `user` = ?" };
+/* A page of an owner's links, newest first: the first, or the one
+ * after a cursor (created_us, id). */
+#define DB_LIST_SELECT	"SELECT id, value, created_us, visits, " \
+    "COALESCE(expires_us, 0), COALESCE(max_visits, 0) FROM urls " \
+    "WHERE `user` = ? "
+#define DB_LIST_ORDER	"ORDER BY created_us DESC, id DESC LIMIT ?"
 static const struct db_sql q_url_list_first = { "url list", 0,
-    "SELECT id, value, created_us, visits, COALESCE(expires_us, 0), "
-    "COALESCE(max_visits, 0) FROM urls WHERE `user` = ? "
-    "ORDER BY created_us DESC, id DESC LIMIT ?" };
+    DB_LIST_SELECT DB_LIST_ORDER };
 static const struct db_sql q_url_list_next = { "url list next", 0,
-    "SELECT id, value, created_us, visits, COALESCE(expires_us, 0), "
-    "COALESCE(max_visits, 0) FROM urls WHERE `user` = ? "
-    "AND (created_us < ? OR (created_us = ? AND id < ?)) "
-    "ORDER BY created_us DESC, id DESC LIMIT ?" };
+    DB_LIST_SELECT "AND (created_us < ? OR (created_us = ? AND id < ?)) "
+    DB_LIST_ORDER };
 /* idx_user_value finds the candidates; value = ? rules out a hash
  * collision. */
 static const struct db_sql q_url_find = { "url find", 0,

@@ -3,24 +3,11 @@
  * encoding of the WHATWG URL standard), read into the same fields as
  * JSON bodies, and the percent-decoder the query string uses too.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "workers.h"
-
-static int
-form_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 long
 url_decode(const char *src, size_t srclen, char *dst, size_t dstlen,
@@ -36,8 +23,8 @@ url_decode(const char *src, size_t srclen, char *dst, size_t dstlen,
 
 		if (c == '%') {
 			if (srclen - i < 3 ||
-			    (hi = form_hexval(src[i + 1])) == -1 ||
-			    (lo = form_hexval(src[i + 2])) == -1)
+			    (hi = hex_value(src[i + 1])) == -1 ||
+			    (lo = hex_value(src[i + 2])) == -1)
 				return -1;
 			c = (char)(hi << 4 | lo);
 			i += 2;
@@ -49,34 +36,6 @@ url_decode(const char *src, size_t srclen, char *dst, size_t dstlen,
 	}
 	dst[o] = '\0';
 	return (long)o;
-}
-
-static void form_err(char *, size_t, const char *, ...)
-	    __attribute__((format(printf, 3, 4)));
-
-static void
-form_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static struct field *
-form_match(struct field *f, size_t n, const char *key, size_t keylen)
-{
-	size_t	 i, j;
-
-	for (i = 0; i < n; i++)
-		for (j = 0; j < FIELD_NAMES && f[i].names[j] != NULL; j++)
-			if (strlen(f[i].names[j]) == keylen &&
-			    memcmp(f[i].names[j], key, keylen) == 0)
-				return &f[i];
-	return NULL;
 }
 
 /*
@@ -92,7 +51,7 @@ form_typed(struct field *m, const char *val, size_t len, char *err,
 		m->is_null = 1;
 	else if (m->type == FIELD_INT) {
 		if (field_parse_int(val, len, &m->num) == -1) {
-			form_err(err, errlen, "field '%s' must be an integer",
+			field_err(err, errlen, "field '%s' must be an integer",
 			    m->names[0]);
 			return BODY_INVALID;
 		}
@@ -102,12 +61,12 @@ form_typed(struct field *m, const char *val, size_t len, char *err,
 		else if (strcmp(val, "false") == 0 || strcmp(val, "0") == 0)
 			m->num = 0;
 		else {
-			form_err(err, errlen, "field '%s' must be true or "
+			field_err(err, errlen, "field '%s' must be true or "
 			    "false", m->names[0]);
 			return BODY_INVALID;
 		}
 	} else {
-		form_err(err, errlen, "field '%s' must be text", m->names[0]);
+		field_err(err, errlen, "field '%s' must be text", m->names[0]);
 		return BODY_INVALID;
 	}
 	m->present = 1;
@@ -134,27 +93,27 @@ form_pair(const char *s, size_t len, struct field *f, size_t n,
 	vlen = eq != NULL ? len - klen - 1 : 0;
 	if ((key = malloc(klen + 1)) == NULL ||
 	    (val = malloc(vlen + 1)) == NULL) {
-		form_err(err, errlen, "out of memory");
+		field_err(err, errlen, "out of memory");
 		st = BODY_NOMEM;
 		goto out;
 	}
 	if ((kl = url_decode(s, klen, key, klen + 1, 1)) == -1 ||
 	    (vl = url_decode(eq != NULL ? eq + 1 : "", vlen, val, vlen + 1,
 	    1)) == -1) {
-		form_err(err, errlen, "%s",
+		field_err(err, errlen, "%s",
 		    "request body has a bad percent escape");
 		st = BODY_MALFORMED;
 		goto out;
 	}
-	if ((m = form_match(f, n, key, (size_t)kl)) == NULL)
+	if ((m = field_match(f, n, key, (size_t)kl)) == NULL)
 		goto out;
 	if (m->present) {
-		form_err(err, errlen, "duplicate field '%s'", m->names[0]);
+		field_err(err, errlen, "duplicate field '%s'", m->names[0]);
 		st = BODY_INVALID;
 		goto out;
 	}
 	if (!utf8_valid(val, (size_t)vl)) {
-		form_err(err, errlen,
+		field_err(err, errlen,
 		    "field '%s' must be UTF-8 text without NUL", m->names[0]);
 		st = BODY_INVALID;
 		goto out;
@@ -183,16 +142,10 @@ form_parse_fields(const char *s, size_t len, struct field *f, size_t n,
     char *err, size_t errlen)
 {
 	const char	*amp;
-	size_t		 i, plen;
+	size_t		 plen;
 	enum body_status st;
 
-	for (i = 0; i < n; i++) {
-		f[i].value = NULL;
-		f[i].len = 0;
-		f[i].present = 0;
-		f[i].is_null = 0;
-		f[i].num = 0;
-	}
+	fields_reset(f, n);
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (s == NULL)
@@ -209,13 +162,8 @@ form_parse_fields(const char *s, size_t len, struct field *f, size_t n,
 		s += plen + 1;
 		len -= plen + 1;
 	}
-	for (i = 0; i < n; i++)
-		if (f[i].required && !f[i].present) {
-			form_err(err, errlen, "missing field '%s'",
-			    f[i].names[0]);
-			st = BODY_INVALID;
-			goto fail;
-		}
+	if ((st = fields_required(f, n, err, errlen)) != BODY_OK)
+		goto fail;
 	return BODY_OK;
 fail:
 	fields_free(f, n);

@@ -129,8 +129,9 @@ json_primitive_ok(const char *s, size_t len)
 	return i == len ? 0 : -1;
 }
 
-static int
-json_hexval(char c)
+/* The value of hex digit c, or -1. */
+int
+hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -148,7 +149,7 @@ json_hex4(const char *s)
 	int	 i, h;
 
 	for (i = 0; i < 4; i++) {
-		if ((h = json_hexval(s[i])) == -1)
+		if ((h = hex_value(s[i])) == -1)
 			return -1;
 		v = v * 16 + h;
 	}
@@ -310,11 +311,8 @@ json_check_value(const struct jdoc *d, int *i, char *scratch)
 	return json_gap(d, pos, t->end - 1, '\0');
 }
 
-static void json_err(char *, size_t, const char *, ...)
-	    __attribute__((format(printf, 3, 4)));
-
-static void
-json_err(char *err, size_t errlen, const char *fmt, ...)
+void
+field_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list	 ap;
 
@@ -325,8 +323,8 @@ json_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void
-json_fields_reset(struct field *f, size_t n)
+void
+fields_reset(struct field *f, size_t n)
 {
 	size_t	 i;
 
@@ -339,9 +337,25 @@ json_fields_reset(struct field *f, size_t n)
 	}
 }
 
+/* BODY_OK if every required field is present, else BODY_INVALID and
+ * the first one missing named in err. */
+enum body_status
+fields_required(const struct field *f, size_t n, char *err, size_t errlen)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (f[i].required && !f[i].present) {
+			field_err(err, errlen, "missing field '%s'",
+			    f[i].names[0]);
+			return BODY_INVALID;
+		}
+	return BODY_OK;
+}
+
 /* The field one of whose names is the decoded key, or NULL. */
-static struct field *
-json_match(struct field *f, size_t n, const char *key, size_t keylen)
+struct field *
+field_match(struct field *f, size_t n, const char *key, size_t keylen)
 {
 	size_t	 i, j;
 
@@ -362,40 +376,40 @@ json_load(struct jdoc *d, char *err, size_t errlen)
 	int		 r, i = 0;
 
 	if (d->len == 0 || json_gap(d, 0, (int)d->len, '\0') == 0) {
-		json_err(err, errlen, "empty request body");
+		field_err(err, errlen, "empty request body");
 		return BODY_MALFORMED;
 	}
 	/* jsmn stops at a NUL, so bytes must be checked first. */
 	if (!utf8_valid(d->js, d->len)) {
-		json_err(err, errlen, "%s",
+		field_err(err, errlen, "%s",
 		    "request body is not valid UTF-8 text");
 		return BODY_MALFORMED;
 	}
 	jsmn_init(&p);
 	r = jsmn_parse(&p, d->js, d->len, d->tok, JSON_MAX_TOKENS);
 	if (r == JSMN_ERROR_NOMEM) {
-		json_err(err, errlen, "JSON body too complex");
+		field_err(err, errlen, "JSON body too complex");
 		return BODY_MALFORMED;
 	}
 	if (r < 1) {
-		json_err(err, errlen, "request body is not valid JSON");
+		field_err(err, errlen, "request body is not valid JSON");
 		return BODY_MALFORMED;
 	}
 	d->ntok = r;
 	if (d->tok[0].type != JSMN_OBJECT) {
-		json_err(err, errlen, "%s",
+		field_err(err, errlen, "%s",
 		    "request body must be a JSON object");
 		return BODY_MALFORMED;
 	}
 	if ((scratch = malloc(d->len)) == NULL) {
-		json_err(err, errlen, "out of memory");
+		field_err(err, errlen, "out of memory");
 		return BODY_NOMEM;
 	}
 	if (json_gap(d, 0, d->tok[0].start, '\0') == -1 ||
 	    json_check_value(d, &i, scratch) == -1 || i != d->ntok ||
 	    json_gap(d, d->tok[0].end, (int)d->len, '\0') == -1) {
 		free(scratch);
-		json_err(err, errlen, "request body is not valid JSON");
+		field_err(err, errlen, "request body is not valid JSON");
 		return BODY_MALFORMED;
 	}
 	free(scratch);
@@ -463,13 +477,13 @@ json_take_primitive(const struct jdoc *d, const jsmntok_t *v,
 	else if (f->type == FIELD_INT && len > 0 && s[0] != 't' &&
 	    s[0] != 'f' && s[0] != 'n') {
 		if (field_parse_int(s, len, &f->num) == -1) {
-			json_err(err, errlen, "field '%s' must be an integer "
+			field_err(err, errlen, "field '%s' must be an integer "
 			    "(no fraction or exponent) that fits 64 bits",
 			    f->names[0]);
 			return BODY_INVALID;
 		}
 	} else {
-		json_err(err, errlen, "field '%s' must be %s", f->names[0],
+		field_err(err, errlen, "field '%s' must be %s", f->names[0],
 		    json_type_name(f->type));
 		return BODY_INVALID;
 	}
@@ -532,13 +546,13 @@ json_take(const struct jdoc *d, const jsmntok_t *v, struct field *f,
 	int	 nul;
 
 	if (f->present) {
-		json_err(err, errlen, "duplicate field '%s'", f->names[0]);
+		field_err(err, errlen, "duplicate field '%s'", f->names[0]);
 		return BODY_INVALID;
 	}
 	if (v->type == JSMN_PRIMITIVE && v->end - v->start == 4 &&
 	    memcmp(d->js + v->start, "null", 4) == 0) {
 		if (!f->nullable) {
-			json_err(err, errlen, "field '%s' must be %s",
+			field_err(err, errlen, "field '%s' must be %s",
 			    f->names[0], json_type_name(f->type));
 			return BODY_INVALID;
 		}
@@ -550,19 +564,19 @@ json_take(const struct jdoc *d, const jsmntok_t *v, struct field *f,
 		return json_take_list(d, v, f, err, errlen);
 	if (f->type != FIELD_STRING) {
 		if (v->type != JSMN_PRIMITIVE) {
-			json_err(err, errlen, "field '%s' must be %s",
+			field_err(err, errlen, "field '%s' must be %s",
 			    f->names[0], json_type_name(f->type));
 			return BODY_INVALID;
 		}
 		return json_take_primitive(d, v, f, err, errlen);
 	}
 	if (v->type != JSMN_STRING) {
-		json_err(err, errlen, "field '%s' must be a string",
+		field_err(err, errlen, "field '%s' must be a string",
 		    f->names[0]);
 		return BODY_INVALID;
 	}
 	if ((f->value = malloc((size_t)(v->end - v->start) + 1)) == NULL) {
-		json_err(err, errlen, "out of memory");
+		field_err(err, errlen, "out of memory");
 		return BODY_NOMEM;
 	}
 	f->present = 1;
@@ -570,7 +584,7 @@ json_take(const struct jdoc *d, const jsmntok_t *v, struct field *f,
 	n = json_unescape(d->js + v->start, (size_t)(v->end - v->start),
 	    f->value, &nul);
 	if (n < 0 || nul) {
-		json_err(err, errlen, "field '%s' must not contain NUL",
+		field_err(err, errlen, "field '%s' must not contain NUL",
 		    f->names[0]);
 		return BODY_INVALID;
 	}
@@ -603,7 +617,7 @@ json_collect(const struct jdoc *d, struct field *f, size_t n, char *err,
 			    (size_t)(k->end - k->start), key, &nul);
 		m = NULL;
 		if (kl >= 0)
-			m = json_match(f, n, key, (size_t)kl);
+			m = field_match(f, n, key, (size_t)kl);
 		i++;
 		if (m != NULL && (st = json_take(d, &d->tok[i], m, err,
 		    errlen)) != BODY_OK)
@@ -623,17 +637,16 @@ json_parse_fields(const char *js, size_t len, struct field *f, size_t n,
 	jsmntok_t	*tok;
 	struct jdoc	 d;
 	enum body_status st;
-	size_t		 i;
 
-	json_fields_reset(f, n);
+	fields_reset(f, n);
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	if (len > INT_MAX / 2) {
-		json_err(err, errlen, "request body too large");
+		field_err(err, errlen, "request body too large");
 		return BODY_MALFORMED;
 	}
 	if ((tok = calloc(JSON_MAX_TOKENS, sizeof(*tok))) == NULL) {
-		json_err(err, errlen, "out of memory");
+		field_err(err, errlen, "out of memory");
 		return BODY_NOMEM;
 	}
 	d.js = js == NULL ? "" : js;
@@ -643,13 +656,8 @@ json_parse_fields(const char *js, size_t len, struct field *f, size_t n,
 	if ((st = json_load(&d, err, errlen)) != BODY_OK ||
 	    (st = json_collect(&d, f, n, err, errlen)) != BODY_OK)
 		goto fail;
-	for (i = 0; i < n; i++)
-		if (f[i].required && !f[i].present) {
-			json_err(err, errlen, "missing field '%s'",
-			    f[i].names[0]);
-			st = BODY_INVALID;
-			goto fail;
-		}
+	if ((st = fields_required(f, n, err, errlen)) != BODY_OK)
+		goto fail;
 	free(tok);
 	return BODY_OK;
 fail:

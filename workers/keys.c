@@ -42,24 +42,6 @@ static struct {
 static size_t	 keys_nused;
 static int64_t	 keys_since_ms;		/* first use not yet written */
 
-static int64_t
-keys_now_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-keys_mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The credential text of a request: X-Api-Key, else Authorization
  * without its "Bearer" scheme; blanks trimmed.  *len gets its length. */
 static const char *
@@ -131,7 +113,7 @@ keys_note_use(struct worker_ctx *ctx, const char *id, int64_t now_us)
 	if (keys_nused == KEYS_USED_MAX)
 		keys_flush(ctx);	/* rare: many keys in one interval */
 	if (keys_nused == 0)
-		keys_since_ms = keys_mono_ms();
+		keys_since_ms = mono_ms();
 	snprintf(keys_used[keys_nused].id, sizeof(keys_used[0].id), "%s", id);
 	keys_used[keys_nused].used_us = now_us;
 	keys_nused++;
@@ -156,7 +138,7 @@ cred_key(struct worker_ctx *ctx, struct response *resp, const char *t,
 	struct db_key	 k;
 	unsigned char	 h[32];
 	char		 id[KEY_ID_LEN + 1];
-	int64_t		 now_us = keys_now_us();
+	int64_t		 now_us = short_now_us();
 	enum db_status	 st;
 
 	if (len != KEY_TEXT_LEN || memcmp(t, "sk_", 3) != 0 ||
@@ -316,17 +298,6 @@ keys_flush(struct worker_ctx *ctx)
 /* /users/keys                                                         */
 /* ------------------------------------------------------------------ */
 
-static void
-keys_send(struct worker_ctx *ctx, struct response *resp, int status,
-    struct buf *b)
-{
-	buf_add(b, "", 1);
-	if (b->failed)
-		response_unavailable(resp, ctx->cfg->db_retry_after);
-	else
-		response_json(resp, status, (const char *)b->data);
-}
-
 /* A key's name: 1 to KEY_NAME_MAX characters, no control ones. */
 static int
 keys_name_ok(const char *s, size_t len)
@@ -355,7 +326,7 @@ keys_create(struct worker_ctx *ctx, const struct request *req,
 	struct buf	 b;
 	char		 err[256], secret[KEY_SECRET_LEN + 1];
 	char		 text[KEY_TEXT_LEN + 1];
-	int64_t		 now_us = keys_now_us(), active = 0;
+	int64_t		 now_us = short_now_us(), active = 0;
 	enum body_status bs;
 	enum db_status	 st;
 	int		 tries;
@@ -429,7 +400,7 @@ keys_create(struct worker_ctx *ctx, const struct request *req,
 	buf_puts(&b, ",\"expires_at\":");
 	rfc3339_put(&b, k.expires_us);
 	buf_puts(&b, "}");
-	keys_send(ctx, resp, 201, &b);
+	short_send(ctx, resp, 201, &b);
 	response_header(resp, "Cache-Control", "no-store");
 out:
 	explicit_bzero(secret, sizeof(secret));
@@ -468,7 +439,7 @@ keys_list(struct worker_ctx *ctx, struct response *resp,
 		buf_puts(&b, "}");
 	}
 	buf_puts(&b, "]}");
-	keys_send(ctx, resp, 200, &b);
+	short_send(ctx, resp, 200, &b);
 out:
 	free(items);
 	buf_free(&b);

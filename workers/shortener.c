@@ -25,7 +25,9 @@
  * unsupported method 405 (with Allow), then the token (403) for the
  * calls that need one, then the call's own checks.  PUT and DELETE of
  * an item look the id up (404) and its owner (403) before they read the
- * body (400).
+ * body (400).  The checks themselves (token, body, limits, paging) are
+ * in short_input.c; the sub-routes /<id>/stats and /<id>/qr in
+ * short_sub.c.
  */
 
 #include <stdint.h>
@@ -39,15 +41,19 @@
 
 #define ALLOW_COLLECTION	"GET, HEAD, POST, DELETE"
 #define ALLOW_ITEM		"GET, HEAD, PUT, DELETE"
-#define ALLOW_SUB		"GET, HEAD"
-#define BASE_MAX		600	/* scheme://host[:port][/path] */
-#define EXPIRES_IN_MAX		(100LL * 366 * 86400)	/* s */
-#define MAX_VISITS_MAX		9007199254740991LL	/* 2^53 - 1 */
-#define QR_RENDER		"qr1"	/* bump when qr.c draws anew */
 #define INSERT_RETRIES		5	/* new ids after a collision */
 #define FLUSH_LEASE_MS		2000	/* a visit flush's turn, at most */
 #define FLUSH_WAIT_MS		5	/* try again for a turn after */
 #define FLUSH_FORCE_LINKS	1024	/* links waiting: flush anyway */
+
+/* The body fields of a link's limits (short_limits()), in a field
+ * array's initialiser, at the three indexes given. */
+#define LIMIT_FIELDS(at, in, max)					\
+	[at] = { { "expires_at", NULL }, .nullable = 1 },		\
+	[in] = { { "expires_in", NULL }, .type = FIELD_INT,		\
+	    .nullable = 1 },						\
+	[max] = { { "max_visits", NULL }, .type = FIELD_INT,		\
+	    .nullable = 1 },
 
 static int	 short_init(struct worker_ctx *);
 static void	 short_handle(struct worker_ctx *, const struct request *,
@@ -65,14 +71,6 @@ const struct service shortener_service = {
 	short_fini
 };
 
-/* A link's expiry and visit limit as a request sets them. */
-struct short_limits {
-	int	 set_expires;
-	int64_t	 expires_us;	/* 0: never */
-	int	 set_max_visits;
-	int64_t	 max_visits;	/* 0: no limit */
-};
-
 int64_t
 short_now_us(void)
 {
@@ -82,15 +80,6 @@ short_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t
-short_mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 short_not_found(struct response *resp, const char *message)
 {
@@ -98,7 +87,7 @@ short_not_found(struct response *resp, const char *message)
 }
 
 /* Map a failed db_* call to its response. */
-static void
+void
 short_db_failed(const struct worker_ctx *ctx, struct response *resp,
     enum db_status st)
 {
@@ -106,43 +95,6 @@ short_db_failed(const struct worker_ctx *ctx, struct response *resp,
 		short_not_found(resp, "no such short URL");
 	else
 		response_unavailable(resp, ctx->cfg->db_retry_after);
-}
-
-/*
- * Read a body into n fields.  0, or -1 with the 400 (or 503) already
- * in resp.  On 0 the caller owns the fields (fields_free()).
- */
-static int
-short_body(const struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, struct field *f, size_t n)
-{
-	char			 err[256];
-	enum body_status	 bs;
-
-	err[0] = '\0';
-	if ((bs = body_parse(req, f, n, err, sizeof(err))) != BODY_OK) {
-		if (bs == BODY_NOMEM)
-			response_unavailable(resp, ctx->cfg->db_retry_after);
-		else
-			response_error(resp, 400, "error",
-			    err[0] != '\0' ? err : "malformed body");
-		return -1;
-	}
-	return 0;
-}
-
-/* 0 if the URL field f holds an acceptable target, else -1 with the
- * 400 in resp. */
-static int
-short_url_ok(struct response *resp, const struct field *f)
-{
-	char	 err[256];
-
-	if (url_validate(f->value, f->len, err, sizeof(err)) == -1) {
-		response_error(resp, 400, "error", err);
-		return -1;
-	}
-	return 0;
 }
 
 /*
@@ -158,92 +110,6 @@ short_send(const struct worker_ctx *ctx, struct response *resp, int status,
 		response_unavailable(resp, ctx->cfg->db_retry_after);
 	else
 		response_json(resp, status, (const char *)b->data);
-}
-
-/* ------------------------------------------------------------------ */
-/* paging                                                              */
-/* ------------------------------------------------------------------ */
-
-/* The opaque cursor: base64url of "<created_us>.<id>" of the last item
- * a page showed.  0, or -1 if out does not hold it. */
-int
-short_cursor_encode(int64_t created_us, const char *id, char *out,
-    size_t outlen)
-{
-	char	 raw[CURSOR_RAW_MAX + 1];
-	int	 n;
-
-	n = snprintf(raw, sizeof(raw), "%lld.%s", (long long)created_us, id);
-	if (n < 0 || (size_t)n >= sizeof(raw))
-		return -1;
-	return b64url_encode((const uint8_t *)raw, (size_t)n, out,
-	    outlen) < 0 ? -1 : 0;
-}
-
-/* The inverse; -1 for anything a cursor we made cannot look like. */
-int
-short_cursor_decode(const char *s, size_t len, int64_t *created_us,
-    char id[ID_MAX + 1])
-{
-	uint8_t		 raw[CURSOR_RAW_MAX + 1];
-	long		 n;
-	size_t		 i, idlen;
-	int64_t		 v = 0;
-
-	if (len > CURSOR_MAX ||
-	    (n = b64url_decode(s, len, raw, sizeof(raw) - 1)) <= 0)
-		return -1;
-	for (i = 0; i < (size_t)n && raw[i] >= '0' && raw[i] <= '9'; i++) {
-		if (i >= 18)		/* stays well inside int64_t */
-			return -1;
-		v = v * 10 + (raw[i] - '0');
-	}
-	if (i == 0 || i >= (size_t)n || raw[i] != '.')
-		return -1;
-	idlen = (size_t)n - i - 1;
-	if (!id_valid((const char *)raw + i + 1, idlen))
-		return -1;
-	memcpy(id, raw + i + 1, idlen);
-	id[idlen] = '\0';
-	*created_us = v;
-	return 0;
-}
-
-/* ?limit=: 1..list_max_limit, absent or empty gives the default.
- * The number, or -1 with the 400 in resp. */
-long
-short_limit(const struct worker_ctx *ctx, const struct request *req,
-    struct response *resp)
-{
-	const struct config	*cfg = ctx->cfg;
-	char			 s[16], msg[96];
-	long			 v = 0;
-	int			 n, i;
-
-	n = request_query(req, "limit", s, sizeof(s));
-	if (n == -1 || n == 0) {
-		v = cfg->list_default_limit;
-		if (v < 1)
-			v = 1;
-		if (v > cfg->list_max_limit)
-			v = cfg->list_max_limit;
-		return v;
-	}
-	for (i = 0; n > 0 && i < n; i++) {
-		if (s[i] < '0' || s[i] > '9' || v > cfg->list_max_limit) {
-			v = 0;
-			break;
-		}
-		v = v * 10 + (s[i] - '0');
-	}
-	if (n < 0 || v < 1 || v > cfg->list_max_limit) {
-		snprintf(msg, sizeof(msg),
-		    "limit must be an integer from 1 to %d",
-		    cfg->list_max_limit);
-		response_error(resp, 400, "error", msg);
-		return -1;
-	}
-	return v;
 }
 
 /* ------------------------------------------------------------------ */
@@ -274,7 +140,7 @@ short_host_ok(const char *h)
  * then HTTP_HOST, or SERVER_NAME and SERVER_PORT).  The length, or -1
  * when the request names no usable host.
  */
-static int
+int
 short_base(const struct worker_ctx *ctx, const struct request *req,
     char *out, size_t outlen)
 {
@@ -344,60 +210,6 @@ short_put_limits(struct buf *b, const struct db_url *u, int64_t now_us)
 	    ",\"state\":\"active\"");
 }
 
-/*
- * expires_at (RFC 3339), expires_in (seconds from now) and max_visits
- * of a body into lim; null clears a limit.  A new link may not expire
- * in the past; an existing one may (that expires it now).  0, or -1
- * with the 400 in resp.
- */
-static int
-short_limits(struct response *resp, const struct field *at,
-    const struct field *in, const struct field *max, int64_t now_us,
-    int creating, struct short_limits *lim)
-{
-	const char	*why = NULL;
-	int64_t		 t;
-
-	memset(lim, 0, sizeof(*lim));
-	if (at->present && in->present)
-		why = "give expires_at or expires_in, not both";
-	else if (at->present) {
-		lim->set_expires = 1;
-		if (at->is_null)
-			;
-		else if (rfc3339_parse(at->value, at->len, &t) == -1)
-			why = "expires_at must be an RFC 3339 date-time, "
-			    "e.g. 2030-01-31T12:00:00Z";
-		else if (creating && t <= now_us)
-			why = "expires_at is in the past";
-		else
-			lim->expires_us = t;
-	} else if (in->present) {
-		lim->set_expires = 1;
-		if (in->is_null)
-			;
-		else if (in->num < 1 || in->num > EXPIRES_IN_MAX)
-			why = "expires_in must be a number of seconds from 1 "
-			    "to 3162240000 (100 years)";
-		else
-			lim->expires_us = now_us + in->num * 1000000;
-	}
-	if (why == NULL && max->present) {
-		lim->set_max_visits = 1;
-		if (max->is_null)
-			;
-		else if (max->num < 1 || max->num > MAX_VISITS_MAX)
-			why = "max_visits must be an integer from 1 to "
-			    "9007199254740991";
-		else
-			lim->max_visits = max->num;
-	}
-	if (why == NULL)
-		return 0;
-	response_error(resp, 400, "error", why);
-	return -1;
-}
-
 /* ------------------------------------------------------------------ */
 /* the collection: /                                                   */
 /* ------------------------------------------------------------------ */
@@ -456,11 +268,7 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 		[CF_VALUE] = { { "value", NULL }, 1 },
 		[CF_ID] = { { "id", NULL } },
 		[CF_REUSE] = { { "reuse", NULL }, .type = FIELD_BOOL },
-		[CF_EXPIRES_AT] = { { "expires_at", NULL }, .nullable = 1 },
-		[CF_EXPIRES_IN] = { { "expires_in", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
-		[CF_MAX_VISITS] = { { "max_visits", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
+		LIMIT_FIELDS(CF_EXPIRES_AT, CF_EXPIRES_IN, CF_MAX_VISITS)
 		[CF_TITLE] = { { "title", NULL }, .nullable = 1 },
 		[CF_TAGS] = { { "tags", NULL }, .type = FIELD_LIST,
 		    .nullable = 1 },
@@ -474,7 +282,7 @@ short_create(struct worker_ctx *ctx, const struct request *req,
 	enum db_status		 st = DB_UNAVAILABLE;
 	int			 tries, extended, i;
 
-	if (short_body(ctx, req, resp, f, CF_COUNT) == -1 ||
+	if (body_read(ctx, req, resp, f, CF_COUNT) == -1 ||
 	    short_url_ok(resp, &f[CF_VALUE]) == -1)
 		goto refused;
 	extended = ctx->cfg->public_url[0] != '\0';
@@ -670,7 +478,7 @@ short_count(struct worker_ctx *ctx, const struct request *req,
 	if (ctx->visits != NULL && (ctx->analytics || u->max_visits == 0))
 		(void)visits_record(ctx->visits, u->id,
 		    u->max_visits == 0 && !bot, ctx->analytics ? &rec : NULL,
-		    now_us, short_mono_ms());
+		    now_us, mono_ms());
 	return 0;
 }
 
@@ -724,7 +532,7 @@ short_redirect(struct worker_ctx *ctx, const struct request *req,
 	buf_init(&b);
 	link = &u;
 	if (ctx->cache != NULL) {
-		now_ms = short_mono_ms();
+		now_ms = mono_ms();
 		cache_stamp(ctx->sbc, id, &stamp);
 		if (short_cached(ctx, id, &stamp, now_ms, url, &hit) == 0)
 			link = &hit;
@@ -825,11 +633,7 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 {
 	struct field		 f[UF_COUNT] = {
 		[UF_URL] = { { "url", "value", NULL } },
-		[UF_EXPIRES_AT] = { { "expires_at", NULL }, .nullable = 1 },
-		[UF_EXPIRES_IN] = { { "expires_in", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
-		[UF_MAX_VISITS] = { { "max_visits", NULL },
-		    .type = FIELD_INT, .nullable = 1 },
+		LIMIT_FIELDS(UF_EXPIRES_AT, UF_EXPIRES_IN, UF_MAX_VISITS)
 		[UF_TITLE] = { { "title", NULL }, .nullable = 1 },
 		[UF_TAGS] = { { "tags", NULL }, .type = FIELD_LIST,
 		    .nullable = 1 },
@@ -848,7 +652,7 @@ short_update(struct worker_ctx *ctx, const struct request *req,
 	memset(&c, 0, sizeof(c));
 	buf_init(&b);
 	if (short_owned(ctx, resp, id, claims, &u) == -1 ||
-	    short_body(ctx, req, resp, f, UF_COUNT) == -1)
+	    body_read(ctx, req, resp, f, UF_COUNT) == -1)
 		goto out;
 	limits = f[UF_EXPIRES_AT].present || f[UF_EXPIRES_IN].present ||
 	    f[UF_MAX_VISITS].present;
@@ -927,131 +731,6 @@ out:
 	db_url_clear(&u);
 }
 
-/* GET /<id>/stats — the owner's view of a link: 403 (token), 404,
- * 403 (owner).  visits lags the redirects by up to visits_flush_ms for
- * links without a visit limit. */
-static void
-short_stats(struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, const char *id)
-{
-	struct jwt_claims	 claims;
-	struct db_url		 u;
-	struct db_meta		 m;
-	struct buf		 b;
-	enum db_status		 st;
-
-	memset(&u, 0, sizeof(u));
-	buf_init(&b);
-	if (cred_check(ctx, req, resp, &claims) == -1 ||
-	    short_owned(ctx, resp, id, &claims, &u) == -1)
-		goto out;
-	if ((st = db_meta_get(ctx->db, id, &m)) != DB_OK) {
-		short_db_failed(ctx, resp, st);
-		goto out;
-	}
-	buf_puts(&b, "{\"id\":");
-	json_put_str(&b, id, strlen(id));
-	buf_puts(&b, ",\"value\":");
-	json_put_str(&b, u.value, u.len);
-	buf_printf(&b, ",\"visits\":%lld", (long long)u.visits);
-	buf_puts(&b, ",\"created_at\":");
-	short_put_time(&b, u.created_us);
-	buf_puts(&b, ",\"updated_at\":");
-	short_put_time(&b, u.updated_us);
-	buf_puts(&b, ",\"last_visit_at\":");
-	short_put_time(&b, u.last_visit_us);
-	short_put_limits(&b, &u, short_now_us());
-	links_put_meta(&b, &m, 1);
-	if (analytics_link_summary(ctx, req, resp, id, &b) == -1)
-		goto out;
-	buf_puts(&b, "}");
-	short_send(ctx, resp, 200, &b);
-out:
-	db_url_clear(&u);
-	buf_free(&b);
-}
-
-/* A strong validator for the QR drawing: it depends only on the short
- * URL and on how qr.c draws (QR_RENDER).  FNV-1a, 64 bits. */
-static void
-short_qr_etag(const char *text, char *out, size_t outlen)
-{
-	const char	*parts[2] = { QR_RENDER, text }, *p;
-	uint64_t	 h = 14695981039346656037ULL;
-	int		 i;
-
-	for (i = 0; i < 2; i++) {
-		for (p = parts[i]; *p != '\0'; p++) {
-			h ^= (unsigned char)*p;
-			h *= 1099511628211ULL;
-		}
-		h ^= 0xff;	/* a separator no text holds */
-		h *= 1099511628211ULL;
-	}
-	snprintf(out, outlen, "\"%s-%016llx\"", QR_RENDER,
-	    (unsigned long long)h);
-}
-
-/* 1 if If-None-Match names etag (or is "*"). */
-static int
-short_not_modified(const struct request *req, const char *etag)
-{
-	const char	*inm = request_param(req, "HTTP_IF_NONE_MATCH");
-
-	if (inm == NULL)
-		return 0;
-	inm += strspn(inm, " \t");
-	return strcmp(inm, "*") == 0 || strstr(inm, etag) != NULL;
-}
-
-/*
- * GET /<id>/qr — public: an SVG QR code of the link's short URL, for
- * any link that exists (404 otherwise).  The drawing only changes with
- * the short URL, so it is cached (qr_max_age) and validated by ETag;
- * when the base comes from the request's Host, caches must key on it.
- */
-static void
-short_qr(struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, const char *id)
-{
-	const struct config	*cfg = ctx->cfg;
-	struct db_url		 u;
-	struct buf		 svg;
-	char			 text[BASE_MAX + ID_MAX + 2], etag[48];
-	enum db_status		 st;
-	int			 n;
-
-	memset(&u, 0, sizeof(u));
-	buf_init(&svg);
-	if ((st = db_url_get(ctx->db, id, &u)) != DB_OK) {
-		short_db_failed(ctx, resp, st);
-		goto out;
-	}
-	if ((n = short_base(ctx, req, text, BASE_MAX)) < 0) {
-		response_error(resp, 400, "error", "the request names no "
-		    "host to build the short URL from (set public_url)");
-		goto out;
-	}
-	snprintf(text + n, sizeof(text) - (size_t)n, "/%s", id);
-	short_qr_etag(text, etag, sizeof(etag));
-	if (short_not_modified(req, etag))
-		response_no_content(resp, 304);
-	else if (qr_svg(text, strlen(text), &svg) == -1) {
-		response_unavailable(resp, cfg->db_retry_after);
-		goto out;
-	} else
-		response_body(resp, 200, "image/svg+xml", svg.data, svg.len);
-	response_header(resp, "ETag", "%s", etag);
-	response_header(resp, "Cache-Control", "public, max-age=%d",
-	    cfg->qr_max_age);
-	response_header(resp, "X-Content-Type-Options", "nosniff");
-	if (cfg->public_url[0] == '\0')
-		response_header(resp, "Vary", "Host");
-out:
-	db_url_clear(&u);
-	buf_free(&svg);
-}
-
 static void
 short_item(struct worker_ctx *ctx, const struct request *req,
     struct response *resp, const char *id)
@@ -1073,22 +752,6 @@ short_item(struct worker_ctx *ctx, const struct request *req,
 		short_update(ctx, req, resp, id, &claims);
 	else
 		short_delete(ctx, resp, id, &claims);
-}
-
-/* /<id>/stats, /<id>/visits and /<id>/qr: GET and HEAD only. */
-static void
-short_sub(struct worker_ctx *ctx, const struct request *req,
-    struct response *resp, const char *id, const char *sub)
-{
-	if (strcmp(req->method, "GET") != 0 &&
-	    strcmp(req->method, "HEAD") != 0)
-		response_bad_method(resp, ALLOW_SUB);
-	else if (strcmp(sub, "stats") == 0)
-		short_stats(ctx, req, resp, id);
-	else if (strcmp(sub, "visits") == 0)
-		analytics_visits(ctx, req, resp, id);
-	else
-		short_qr(ctx, req, resp, id);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1154,7 +817,7 @@ short_flush_turn(struct worker_ctx *ctx, int64_t now)
 static int
 short_tick(struct worker_ctx *ctx)
 {
-	int64_t	 now = short_mono_ms();
+	int64_t	 now = mono_ms();
 	int	 a, v, k;
 
 	/* The keys' last use (keys.c), then visits and their records. */
@@ -1163,7 +826,7 @@ short_tick(struct worker_ctx *ctx)
 	k = keys_due(ctx, now);
 	if (ctx->visits == NULL)
 		return k;
-	a = analytics_tick(ctx, short_mono_ms());
+	a = analytics_tick(ctx, mono_ms());
 	v = short_flush_tick(ctx);
 	v = a < 0 ? v : v < 0 || a < v ? a : v;
 	return k < 0 ? v : v < 0 || k < v ? k : v;
@@ -1176,7 +839,7 @@ short_flush_tick(struct worker_ctx *ctx)
 	int64_t	 now;
 	int	 turn;
 
-	now = short_mono_ms();
+	now = mono_ms();
 	if (visits_due(ctx->visits, now) == 0) {
 		if ((turn = short_flush_turn(ctx, now)) == 0)
 			return FLUSH_WAIT_MS;
@@ -1186,7 +849,7 @@ short_flush_tick(struct worker_ctx *ctx)
 			atomic_store_explicit(ctx->flush_lease, 0,
 			    memory_order_release);
 	}
-	return visits_due(ctx->visits, short_mono_ms());
+	return visits_due(ctx->visits, mono_ms());
 }
 
 /* The worker is leaving: what it counted goes to the database. */
@@ -1199,7 +862,7 @@ short_fini(struct worker_ctx *ctx)
 	analytics_fini(ctx);
 	if (ctx->visits == NULL)
 		return;
-	visits_flush(ctx->visits, ctx->db, short_mono_ms());
+	visits_flush(ctx->visits, ctx->db, mono_ms());
 	visits_free(ctx->visits);
 	ctx->visits = NULL;
 }

@@ -60,15 +60,6 @@ struct status_pool {
 	uint32_t	 backlog;	/* the most that may wait */
 };
 
-static int64_t
-status_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 status_netlink(void)
 {
@@ -440,7 +431,7 @@ status_json(const struct worker_ctx *ctx, struct buf *b)
 	struct status_pool	 cur[SB_POOLS];
 	struct sb_view		 v;
 	uint32_t		 i, hwm = atomic_load(&sb->hwm);
-	int64_t			 now = status_now_ms();
+	int64_t			 now = mono_ms();
 	int			 p, n = 0;
 
 	status_collect(sb, cur);

@@ -351,16 +351,6 @@ visits_cmp(const void *a, const void *b)
 	    ((const struct db_visits *)b)->id);
 }
 
-/* CLOCK_MONOTONIC in ms, to time a flush. */
-static int64_t
-visits_clock_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * After a flush: empty the table, then put back the links the
  * database did not take (v->out[k].pending) with their records,
@@ -454,9 +444,9 @@ visits_flush(struct visits *v, struct db *db, int64_t now_ms)
 	n = v->nused;
 	qsort(v->out, n, sizeof(*v->out), visits_cmp);
 	err[0] = '\0';
-	t0 = visits_clock_ms();
+	t0 = mono_ms();
 	st = db_url_add_visits(db, v->out, n, v->skip, err, sizeof(err));
-	now_ms += visits_clock_ms() - t0;
+	now_ms += mono_ms() - t0;
 	waiting = visits_keep_pending(v, now_ms);
 	kept = v->nused;
 	v->skip = st != DB_OK || kept > 0;

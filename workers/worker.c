@@ -17,26 +17,11 @@
  * on METHOD PATH since T) and adds each answer to its pool's counters.
  * After max_requests it retires itself, and the master replaces it.
  *
- * Kept connections and slow requests.  nginx sends a request on any
- * idle kept connection, whether or not the worker holding it is busy,
- * so a worker stuck in a slow request (a row lock, a slow database)
- * would hold every request sent on its other kept connections.  The
- * pool therefore has a handoff socket (a SOCK_SEQPACKET pair made by
- * the master, both ends in every worker): the worker lists its idle
- * kept connections where a signal handler can see them, and the
- * scoreboard says how many there are; when a request has run for a
- * tick of the master's (100 ms) the master sends SIGURG, and the
- * handler passes those connections (SCM_RIGHTS) to whichever idle
- * worker reads the socket next.  Nothing is lost: a request nginx
- * already sent waits in the connection's kernel buffer, and a
- * connection with bytes of ours buffered is never listed.  A retiring
- * worker (HUP, max_requests) hands its kept connections over the same
- * way instead of closing them under nginx; only at a full stop are
- * they closed.
+ * Idle kept connections are passed to another worker of the pool when
+ * this one is stuck in a slow request or retires: handoff.c.
  */
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/uio.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
@@ -54,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "workers.h"
+#include "worker.h"
 
 /* Sanitizer builds (make check): see worker_main()'s end. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -70,63 +55,17 @@
 
 #define MAX_EVENTS	64
 #define READ_CHUNK	16384
-#define ACCEPT_PAUSE_MS	200	/* back-pressure on EMFILE/ENFILE */
 #define EXIT_TIMEOUT	3	/* exit status after answering 504 */
 #define SLOW_MS		100	/* a request still arriving after this no
 				   longer keeps the worker from accepting */
 #define TRIM_IDLE_MS	500	/* idle this long after requests: give
 				   freed memory back to the system */
-#define KEPT_MAX	256	/* idle kept connections the SIGURG
-				   handler can hand off */
-
-struct conn {
-	int		 fd;
-	struct fcgi_parser p;
-	struct buf	 in;		/* bytes read, not yet fed */
-	struct buf	 out;		/* bytes to write */
-	int		 mid_request;	/* some bytes of a request arrived */
-	int		 closing;	/* close once out is drained */
-	int		 watched;	/* in the epoll set */
-	int		 kept;		/* index in kept.fd[], or -1 */
-	int		 want_out;	/* registered for EPOLLOUT */
-	int		 dead;		/* closed; freed after the event batch */
-	int64_t		 deadline;	/* ms, monotonic */
-	int64_t		 began;		/* ms: mid_request since */
-	struct conn	*next;
-};
-
-struct worker {
-	const struct config	*cfg;
-	const struct service	*svc;
-	struct worker_ctx	 ctx;
-	struct fcgi_limits	 lim;
-	int			 epfd;
-	int			 lfd;		/* -1 once retired */
-	int			 rxfd;		/* handoff: receive, or -1 */
-	int			 spare_fd;	/* kept free for a connection
-						   received (-1: none now) */
-	int			 sfd;		/* signalfd */
-	int			 listening;	/* lfd is in the epoll set */
-	int64_t			 resume_accept;	/* ms; after EMFILE */
-	int			 retiring;
-	uint64_t		 nreq;
-	uint64_t		 trimmed_at;	/* nreq at the last trim */
-	int64_t			 last_req;	/* ms, monotonic */
-	struct conn		*conns;
-	size_t			 nconns;
-	struct sb_slot		*slot;		/* NULL: no scoreboard */
-	struct sb_pool		*pool;
-	enum sb_state		 state;		/* as last written to slot */
-	uint64_t		 reconnects;	/* as last added to pool */
-	uint32_t		 nkept;		/* conns listed in kept.fd[] */
-};
 
 static void	conn_idle(struct worker *, struct conn *);
-static int	worker_can_hand(const struct worker *);
 
 /*
- * The worker's two pieces of process-wide state, both because a signal
- * handler can reach nothing else.
+ * Process-wide state, because a signal handler can reach nothing else
+ * (handoff.c keeps the other piece, its list of kept connections).
  *
  * timeout_reply: the answer the USR2 handler writes when the master
  * gives up on the request in hand: a complete FastCGI response (504,
@@ -141,151 +80,10 @@ static struct {
 	uint8_t			 bytes[512];
 } timeout_reply;
 
-/*
- * kept: the idle kept connections the URG handler may pass to another
- * worker (see the top of the file).  The main loop lists a connection
- * by clearing gone[i] and then storing its descriptor in fd[i]; it
- * takes one back (before touching it at all) by storing -1 in fd[i]
- * and then reading gone[i].  The handler sends fd[i] when it is listed
- * and not yet gone, and then sets gone[i] and handed.  A handler that
- * interrupts the main loop anywhere in between sees either a listed
- * connection or none, and the main loop learns of every handoff.
- */
-static struct {
-	int			 txfd;		/* handoff: send, or -1 */
-	_Atomic uint64_t	*count;		/* the pool's handoffs, or NULL */
-	volatile sig_atomic_t	 n;		/* fd[0, n) have been used */
-	volatile sig_atomic_t	 handed;	/* some gone[] set since the
-						   main loop last looked */
-	volatile sig_atomic_t	 fd[KEPT_MAX];	/* -1: not listed */
-	volatile sig_atomic_t	 gone[KEPT_MAX];
-} kept = { .txfd = -1 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Room for the one descriptor a handoff message carries. */
-union handoff_cmsg {
-	struct cmsghdr	 h;
-	char		 buf[CMSG_SPACE(sizeof(int))];
-};
-
-/* A handoff message: one byte (*byte) and room for one descriptor (u).
- * Async-signal-safe. */
-static void
-handoff_msg(struct msghdr *msg, struct iovec *iov, char *byte,
-    union handoff_cmsg *u)
-{
-	memset(u, 0, sizeof(*u));
-	memset(msg, 0, sizeof(*msg));
-	iov->iov_base = byte;
-	iov->iov_len = 1;
-	msg->msg_iov = iov;
-	msg->msg_iovlen = 1;
-	msg->msg_control = u->buf;
-	msg->msg_controllen = sizeof(u->buf);
-}
-
-/* Pass descriptor fd over the handoff socket: 0, or -1 (errno) if it
- * cannot go now.  Async-signal-safe. */
-static int
-handoff_send(int txfd, int fd)
-{
-	union handoff_cmsg u;
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*cm;
-	char		 byte = 'c';
-
-	handoff_msg(&msg, &iov, &byte, &u);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(txfd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1 ? 0 : -1;
-}
-
-/* SIGURG: the master sees this worker stuck in a request; pass every
- * listed idle kept connection to another worker.  Only
- * async-signal-safe calls. */
-static void
-worker_handoff_handler(int sig)
-{
-	int	 saved = errno, i, fd;
-
-	(void)sig;
-	for (i = 0; i < kept.n; i++) {
-		if ((fd = kept.fd[i]) < 0 || kept.gone[i])
-			continue;
-		if (handoff_send(kept.txfd, fd) == -1)
-			break;
-		kept.gone[i] = 1;
-		kept.handed = 1;
-		if (kept.count != NULL)
-			atomic_fetch_add_explicit(kept.count, 1,
-			    memory_order_relaxed);
-	}
-	errno = saved;
-}
-
-static void
-kept_publish(struct worker *w)
-{
-	if (w->slot != NULL)
-		atomic_store_explicit(&w->slot->kept, w->nkept,
-		    memory_order_relaxed);
-}
-
-/* List idle connection c for the handler, if there is room. */
-static void
-kept_list(struct worker *w, struct conn *c)
-{
-	int	 i;
-
-	if (kept.txfd == -1 || c->kept != -1)
-		return;
-	for (i = 0; i < KEPT_MAX; i++)
-		if (kept.fd[i] == -1)
-			break;
-	if (i == KEPT_MAX)
-		return;
-	kept.gone[i] = 0;
-	if (i >= kept.n)
-		kept.n = i + 1;
-	kept.fd[i] = c->fd;
-	c->kept = i;
-	w->nkept++;
-	kept_publish(w);
-}
-
-/* Take c back from the handler before touching it: 1 if the handler
- * already passed it to another worker (which now owns the connection:
- * only our descriptor is left to close), else 0. */
-static int
-kept_claim(struct worker *w, struct conn *c)
-{
-	int	 i = c->kept, gone;
-
-	if (i == -1)
-		return 0;
-	kept.fd[i] = -1;
-	gone = kept.gone[i];
-	c->kept = -1;
-	w->nkept--;
-	kept_publish(w);
-	return gone;
-}
 
 /* Close c now; its memory is freed by conn_reap() once no event of
  * the current batch can name it any more. */
-static void
+void
 conn_close(struct worker *w, struct conn *c)
 {
 	if (c->dead)
@@ -427,7 +225,7 @@ worker_state(struct worker *w, enum sb_state st, const char *method,
 {
 	if (w->slot == NULL || (st == w->state && st != SB_WORKING))
 		return;
-	sb_slot_set(w->slot, st, now_ms(), method, path);
+	sb_slot_set(w->slot, st, mono_ms(), method, path);
 	w->state = st;
 }
 
@@ -482,7 +280,7 @@ log_request(const struct worker *w, const struct request *req,
 	/* No client address: shortd never logs (nor stores) one. */
 	log_debug("#%llu %s %s -> %d (%lld ms)",
 	    (unsigned long long)w->nreq, req->method,
-	    req->uri, resp->status, (long long)(now_ms() - started));
+	    req->uri, resp->status, (long long)(mono_ms() - started));
 }
 
 /* Run one complete request and queue its response on c->out. */
@@ -493,7 +291,7 @@ conn_handle(struct worker *w, struct conn *c)
 	struct response	 resp;
 	struct buf	 raw;
 	struct timespec	 t0, t1;
-	int64_t		 started = now_ms();
+	int64_t		 started = mono_ms();
 	int		 st;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -541,6 +339,15 @@ conn_handle(struct worker *w, struct conn *c)
 	response_free(&resp);
 }
 
+/* A request is over (answered or aborted): wait for the next one. */
+static void
+conn_next(struct worker *w, struct conn *c)
+{
+	fcgi_next(&c->p);
+	c->mid_request = 0;
+	c->deadline = mono_ms() + (int64_t)w->cfg->idle_timeout * 1000;
+}
+
 /*
  * Feed buffered input to the parser and handle every request that
  * completes.  Returns -1 when the connection must be dropped.
@@ -562,17 +369,14 @@ conn_process(struct worker *w, struct conn *c)
 		case FCGI_NEED_MORE:
 			if (c->p.id != 0 && !c->mid_request) {
 				c->mid_request = 1;
-				c->began = now_ms();
+				c->began = mono_ms();
 				c->deadline = c->began +
 				    (int64_t)w->cfg->read_timeout * 1000;
 			}
 			return 0;
 		case FCGI_READY:
 			conn_handle(w, c);
-			fcgi_next(&c->p);
-			c->mid_request = 0;
-			c->deadline = now_ms() +
-			    (int64_t)w->cfg->idle_timeout * 1000;
+			conn_next(w, c);
 			break;
 		case FCGI_ABORTED:
 			fcgi_put_end(&c->out, c->p.id, 0,
@@ -581,10 +385,7 @@ conn_process(struct worker *w, struct conn *c)
 			 * forgets: read it first. */
 			if (!c->p.keep_conn)
 				c->closing = 1;
-			fcgi_next(&c->p);
-			c->mid_request = 0;
-			c->deadline = now_ms() +
-			    (int64_t)w->cfg->idle_timeout * 1000;
+			conn_next(w, c);
 			break;
 		case FCGI_PROTO_ERROR:
 			log_warnx("FastCGI protocol error; closing connection");
@@ -671,7 +472,7 @@ conn_writable(struct worker *w, struct conn *c)
 	conn_pump(w, c);
 }
 
-static void
+void
 listen_toggle(struct worker *w, int on)
 {
 	struct epoll_event	 ev;
@@ -701,7 +502,7 @@ listen_toggle(struct worker *w, int on)
  * handed over by another worker (a kept connection between requests,
  * a request perhaps already waiting in it).
  */
-static void
+void
 conn_new(struct worker *w, int fd, int fresh)
 {
 	struct conn	*c;
@@ -715,7 +516,7 @@ conn_new(struct worker *w, int fd, int fresh)
 	fcgi_init(&c->p, &w->lim);
 	buf_init(&c->in);
 	buf_init(&c->out);
-	c->began = now_ms();
+	c->began = mono_ms();
 	c->mid_request = fresh;
 	c->deadline = c->began + (int64_t)(fresh ? w->cfg->read_timeout :
 	    w->cfg->idle_timeout) * 1000;
@@ -745,7 +546,7 @@ worker_accept(struct worker *w)
 			 * instead of spinning on a ready listen socket. */
 			log_warn("accept: pausing %d ms", ACCEPT_PAUSE_MS);
 			listen_toggle(w, 0);
-			w->resume_accept = now_ms() + ACCEPT_PAUSE_MS;
+			w->resume_accept = mono_ms() + ACCEPT_PAUSE_MS;
 		}
 		return;
 	}
@@ -753,100 +554,6 @@ worker_accept(struct worker *w)
 		atomic_fetch_add_explicit(&w->pool->conns, 1,
 		    memory_order_relaxed);
 	conn_new(w, fd, 1);
-}
-
-/* A connection another worker handed over, if one is still there. */
-static void
-worker_adopt(struct worker *w)
-{
-	union handoff_cmsg u;
-	struct msghdr	 msg;
-	struct iovec	 iov;
-	struct cmsghdr	*cm;
-	char		 byte;
-	int		 fd;
-
-	/*
-	 * A descriptor passed to a process without a free slot is lost
-	 * in transfer, and its connection with it.  So one slot is kept
-	 * free (a spare /dev/null) and given up just for the receipt; a
-	 * worker that cannot get its spare back leaves the connections
-	 * to others and pauses as it does on accept's EMFILE.
-	 */
-	if (w->spare_fd == -1 &&
-	    (w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1) {
-		log_warn("handoff: pausing %d ms", ACCEPT_PAUSE_MS);
-		listen_toggle(w, 0);
-		w->resume_accept = now_ms() + ACCEPT_PAUSE_MS;
-		return;
-	}
-	close(w->spare_fd);
-	w->spare_fd = -1;
-	handoff_msg(&msg, &iov, &byte, &u);
-	if (recvmsg(w->rxfd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0)
-		return;
-	cm = CMSG_FIRSTHDR(&msg);
-	if (cm == NULL || cm->cmsg_level != SOL_SOCKET ||
-	    cm->cmsg_type != SCM_RIGHTS ||
-	    cm->cmsg_len != CMSG_LEN(sizeof(int))) {
-		/* MSG_CTRUNC: out of descriptors, the kernel dropped it */
-		log_warnx("handoff: a connection was lost in transfer");
-		return;
-	}
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	conn_new(w, fd, 0);
-}
-
-/* 1 if an idle kept connection has bytes waiting in the kernel: a
- * request the front end already sent, which closing would lose. */
-static int
-conn_pending(const struct conn *c)
-{
-	char	 b;
-
-	return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
-}
-
-/* 1 if a connection this worker lets go of can go to another worker:
- * the pool has a handoff socket and the master is not stopping. */
-static int
-worker_can_hand(const struct worker *w)
-{
-	return kept.txfd != -1 && (w->ctx.sb == NULL ||
-	    !atomic_load_explicit(&w->ctx.sb->stopping,
-	    memory_order_relaxed));
-}
-
-/*
- * Pass idle kept connection c to another worker of the pool (unless the
- * URG handler already did) and close our descriptor: 1, or 0 if it
- * cannot go now (c is then left open and no longer listed).
- */
-static int
-conn_pass(struct worker *w, struct conn *c)
-{
-	if (!kept_claim(w, c)) {
-		if (!worker_can_hand(w) || handoff_send(kept.txfd, c->fd) == -1)
-			return 0;
-		if (w->pool != NULL)
-			atomic_fetch_add_explicit(&w->pool->handoffs, 1,
-			    memory_order_relaxed);
-	}
-	conn_close(w, c);
-	return 1;
-}
-
-/*
- * Let go of idle kept connection c: hand it to another worker of the
- * pool, or where nobody can take it close it, unless a request is
- * already waiting in it (closing would lose that: it is served).
- */
-static void
-conn_hand(struct worker *w, struct conn *c)
-{
-	if (!conn_pass(w, c) && !conn_pending(c))
-		conn_close(w, c);
 }
 
 /* c waits for its next request: list it for the URG handler, or, in a
@@ -862,36 +569,6 @@ conn_idle(struct worker *w, struct conn *c)
 		conn_hand(w, c);
 	else
 		kept_list(w, c);
-}
-
-/* ctx->let_go: pass every idle kept connection on, while the pool's
- * handoff socket takes them. */
-static void
-worker_let_go(struct worker_ctx *ctx)
-{
-	struct worker	*w = (struct worker *)(void *)((char *)ctx -
-	    offsetof(struct worker, ctx));
-	struct conn	*c;
-
-	if (!worker_can_hand(w))
-		return;
-	for (c = w->conns; c != NULL; c = c->next)
-		if (!c->dead && c->kept != -1 && !conn_pass(w, c)) {
-			kept_list(w, c);	/* the socket is full */
-			break;
-		}
-}
-
-/* Close our descriptors of connections the URG handler passed on. */
-static void
-worker_sweep(struct worker *w)
-{
-	struct conn	*c;
-
-	kept.handed = 0;
-	for (c = w->conns; c != NULL; c = c->next)
-		if (!c->dead && c->kept != -1 && kept.gone[c->kept])
-			conn_close(w, c);
 }
 
 /* Stop accepting; what was accepted is still served, and each
@@ -954,7 +631,7 @@ static void
 worker_listen(struct worker *w)
 {
 	struct conn	*c;
-	int64_t		 now = now_ms();
+	int64_t		 now = mono_ms();
 	int		 want;
 
 	want = !w->retiring && w->resume_accept == 0;
@@ -969,7 +646,7 @@ static int
 worker_expire(struct worker *w)
 {
 	struct conn	*c, *next;
-	int64_t		 now = now_ms(), wait = 1000;
+	int64_t		 now = mono_ms(), wait = 1000;
 
 	for (c = w->conns; c != NULL; c = next) {
 		next = c->next;
@@ -1011,7 +688,7 @@ worker_trim(struct worker *w, int timeout)
 
 	if (w->nreq == w->trimmed_at)
 		return timeout;
-	left = w->last_req + TRIM_IDLE_MS - now_ms();
+	left = w->last_req + TRIM_IDLE_MS - mono_ms();
 	if (left > 0)
 		return left < timeout ? (int)left : timeout;
 #ifdef __GLIBC__
@@ -1027,7 +704,6 @@ worker_setup(struct worker *w, int listen_fd, const int *handoff)
 	struct epoll_event	 ev;
 	struct sigaction	 sa;
 	sigset_t		 set, usr2;
-	int			 i;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = worker_timeout_handler;
@@ -1035,18 +711,8 @@ worker_setup(struct worker *w, int listen_fd, const int *handoff)
 	sigaction(SIGUSR2, &sa, NULL);
 	w->rxfd = -1;
 	w->spare_fd = -1;
-	if (handoff != NULL) {
-		for (i = 0; i < KEPT_MAX; i++)
-			kept.fd[i] = -1;
-		kept.txfd = handoff[0];
-		w->rxfd = handoff[1];
-		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		kept.count = w->pool != NULL ? &w->pool->handoffs : NULL;
-		/* Restarted: the database calls it interrupts go on. */
-		sa.sa_handler = worker_handoff_handler;
-		sa.sa_flags = SA_RESTART;
-		sigaction(SIGURG, &sa, NULL);
-	}
+	if (handoff != NULL)
+		handoff_setup(w, handoff);
 	sigemptyset(&usr2);
 	sigaddset(&usr2, SIGUSR2);
 	sigaddset(&usr2, SIGURG);
@@ -1166,7 +832,7 @@ worker_main(const struct config *cfg, const struct service *svc,
 	worker_state(&w, SB_IDLE, NULL, NULL);
 
 	while (!w.retiring || w.nconns > 0) {
-		if (kept.handed) {
+		if (handoff_handed()) {
 			worker_sweep(&w);
 			conn_reap(&w);
 		}

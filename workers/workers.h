@@ -1,12 +1,27 @@
 /*
- * workers/ — everything that runs inside a worker process: the accept
- * loop, the request object and response builder, the two services and
- * their pure helpers (json, form, jwt, password, url, id) and the
- * database: db.c the connection, its retries and the statement helper
- * (db.h, shared by the db_*.c files only), one db_<table>.c per thing
- * stored (db_users.c, db_links.c, db_visits.c, db_analytics.c), and
- * visit analytics: analytics.c (records and their routes), ua.c
- * (User-Agent and Referer), geoip.c (countries).
+ * workers/ — everything that runs inside a worker process.  The map:
+ *
+ *   worker.c                the loop: accept, read, run the service, write
+ *   handoff.c               idle kept connections passed to another worker
+ *                           (worker.h: what the two share)
+ *   request.c               the request object and the response builder
+ *   body.c json.c form.c    request bodies into fields
+ *   jwt.c password.c        tokens (HS256) and password hashes (argon2id)
+ *   url.c id.c timefmt.c qr.c
+ *                           targets, ids, RFC 3339 times, QR codes
+ *   auth.c                  the auth service (/users)
+ *   shortener.c             the shortener service: routes, links, visit counts
+ *   short_input.c           its requests checked: token, URL, limits, paging
+ *   short_sub.c             its sub-routes /<id>/stats, /<id>/visits, /<id>/qr
+ *   visits.c                visit counts kept in memory and flushed
+ *   cache.c                 the redirect cache
+ *   status.c                the status service (/metrics, /status)
+ *   analytics.c             visit analytics: records and their routes
+ *   ua.c geoip.c            User-Agent and Referer; countries
+ *   db.c                    the database connection, retries, statement helper
+ *                           (db.h: shared by the db_*.c files only)
+ *   db_users.c db_links.c db_visits.c db_analytics.c
+ *                           one file per thing stored
  *
  * The pure modules (json, form, jwt, password, url, id) never log,
  * never exit and never touch a socket: they return a status and, where
@@ -25,6 +40,7 @@
 #include "../proto/shcache.h"
 
 struct db;
+struct worker_ctx;
 
 /* ------------------------------------------------------------------ */
 /* request.c: the request object and the response builder              */
@@ -139,6 +155,16 @@ enum body_status json_parse_fields(const char *, size_t, struct field *,
 /* An integer in JSON's grammar (-?(0|[1-9][0-9]*)) that fits int64_t:
  * 0 and *v, or -1.  Forms and JSON share it. */
 int	field_parse_int(const char *, size_t, int64_t *v);
+/* Also shared by the two readers: the field one of whose names is key
+ * (keylen bytes), or NULL; and a message into err (NULL: none). */
+struct field *field_match(struct field *, size_t n, const char *key,
+	    size_t keylen);
+void	field_err(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+enum body_status fields_required(const struct field *, size_t n, char *err,
+	    size_t errlen);
+/* The value of hex digit c, or -1 (JSON's \u escapes, forms' %XX). */
+int	hex_value(char c);
 /* Append s as a JSON string literal (quotes included). */
 int	json_put_str(struct buf *, const char *, size_t);
 /* Pieces of the strict JSON grammar, shared by the body reader and
@@ -161,7 +187,12 @@ long	url_decode(const char *src, size_t srclen, char *dst, size_t dstlen,
 /* body.c: choose JSON or form by Content-Type, then parse. */
 enum body_status body_parse(const struct request *, struct field *,
 	    size_t nfields, char *err, size_t errlen);
+/* The same for a handler: 0, or -1 with the 400 (or 503) in resp. */
+int	body_read(const struct worker_ctx *, const struct request *,
+	    struct response *, struct field *, size_t nfields);
 void	fields_free(struct field *, size_t nfields);
+/* Empty the fields' results without freeing them (json.c). */
+void	fields_reset(struct field *, size_t nfields);
 
 /* ------------------------------------------------------------------ */
 /* jwt.c: HS256 JSON Web Tokens (RFC 7519), libcrypto HMAC             */
@@ -762,51 +793,6 @@ struct service {
 	void		 (*fini)(struct worker_ctx *);
 };
 
-/* shortener.c: pieces of the "/" routes that analytics.c's routes
- * share (see there for what each answers). */
-int64_t	 short_now_us(void);
-int	 short_owned(struct worker_ctx *, struct response *, const char *id,
-	    const struct jwt_claims *, struct db_url *);
-long	 short_limit(const struct worker_ctx *, const struct request *,
-	    struct response *);
-void	 short_send(const struct worker_ctx *, struct response *, int status,
-	    struct buf *);
-void	 short_put_time(struct buf *, int64_t us);
-/* The opaque cursor of a listing: base64url of "<key>.<id>" (key: the
- * sort key of the page's last item).  0, or -1 (too long, or not a
- * cursor we made). */
-#define CURSOR_RAW_MAX		(20 + 1 + ID_MAX)
-#define CURSOR_MAX		(CURSOR_RAW_MAX / 3 * 4 + 8)
-int	 short_cursor_encode(int64_t key, const char *id, char *out,
-	    size_t outlen);
-int	 short_cursor_decode(const char *s, size_t len, int64_t *key,
-	    char id[ID_MAX + 1]);
-/* ,"expires_at","max_visits","state" of a link. */
-void	 short_put_limits(struct buf *, const struct db_url *, int64_t now_us);
-
-/* linkio.c: titles and tags, GET / with its filters (?tag=, ?q=,
- * ?sort=) */
-#define LINKS_Q_MAX	200	/* characters of ?q= */
-#define LINKS_MATCH_MAX	(LINKS_Q_MAX * 4 + 64)
-int	 tag_valid(const char *, size_t);
-int	 tags_split(const char *, size_t, char sep,
-	    char out[TAGS_MAX][TAG_MAX + 1], char *err, size_t errlen);
-int	 title_valid(const char *, size_t);
-int	 search_query(const char *, size_t, char *out, size_t outlen);
-int	 query_all(const char *query, const char *key, char *out,
-	    size_t outlen, size_t max);
-/* The title and tags fields of a body into c (tags pointing into
- * tags).  0, or -1 with the 400 in resp. */
-int	 links_meta(struct response *, const struct field *title,
-	    const struct field *tags, char tags_buf[TAGS_MAX][TAG_MAX + 1],
-	    struct db_meta_change *c);
-/* ,"title":...,"tags":[...]: when set, or always (null, []). */
-void	 links_put_meta(struct buf *, const struct db_meta *, int always);
-/* The same for what a PUT set. */
-void	 links_put_change(struct buf *, const struct db_meta_change *);
-void	 links_list(struct worker_ctx *, const struct request *,
-	    struct response *, const struct jwt_claims *);
-
 /* analytics.c: visit records and the routes that read them (see the
  * top of analytics.c). */
 int	 analytics_init(struct worker_ctx *);
@@ -834,6 +820,81 @@ void	 analytics_user_stats(struct worker_ctx *, const struct request *,
 extern const struct service auth_service;		/* auth.c */
 extern const struct service shortener_service;	/* shortener.c */
 extern const struct service status_service;	/* status.c */
+
+/* ------------------------------------------------------------------ */
+/* The shortener service: shortener.c (routes, links, visit counts),  */
+/* short_input.c (what a request brings, checked), short_sub.c        */
+/* (/<id>/stats, /<id>/visits, /<id>/qr); analytics.c's routes use   */
+/* them too.  The checks return 0, or -1 with the refusal (400, 403,   */
+/* 503) in resp.                                                       */
+/* ------------------------------------------------------------------ */
+
+#define BASE_MAX	600	/* scheme://host[:port][/path] */
+#define CURSOR_RAW_MAX	(20 + 1 + ID_MAX)	/* "<us>.<id>" */
+#define CURSOR_MAX	(CURSOR_RAW_MAX / 3 * 4 + 8)	/* its base64url */
+
+/* A link's expiry and visit limit as a request sets them. */
+struct short_limits {
+	int	 set_expires;
+	int64_t	 expires_us;	/* 0: never */
+	int	 set_max_visits;
+	int64_t	 max_visits;	/* 0: no limit */
+};
+
+/* short_input.c */
+int	short_url_ok(struct response *, const struct field *);
+int	short_limits(struct response *, const struct field *at,
+	    const struct field *in, const struct field *max, int64_t now_us,
+	    int creating, struct short_limits *);
+/* ?limit=: the page size, or -1. */
+long	short_limit(const struct worker_ctx *, const struct request *,
+	    struct response *);
+/* The cursor of a listing: base64url of "<key>.<id>" (key: the sort
+ * key of the page's last item). */
+int	short_cursor_encode(int64_t key, const char *id, char *out,
+	    size_t outlen);
+int	short_cursor_decode(const char *, size_t, int64_t *key,
+	    char id[ID_MAX + 1]);
+
+/* shortener.c: what the routes share */
+int64_t	short_now_us(void);
+void	short_db_failed(const struct worker_ctx *, struct response *,
+	    enum db_status);
+void	short_send(const struct worker_ctx *, struct response *, int status,
+	    struct buf *);
+int	short_base(const struct worker_ctx *, const struct request *,
+	    char *out, size_t outlen);
+void	short_put_time(struct buf *, int64_t us);
+void	short_put_limits(struct buf *, const struct db_url *, int64_t now_us);
+int	short_owned(struct worker_ctx *, struct response *, const char *id,
+	    const struct jwt_claims *, struct db_url *);
+
+/* short_sub.c: sub is "stats" or "qr" */
+void	short_sub(struct worker_ctx *, const struct request *,
+	    struct response *, const char *id, const char *sub);
+
+/* linkio.c: titles and tags, GET / with its filters (?tag=, ?q=,
+ * ?sort=) */
+#define LINKS_Q_MAX	200	/* characters of ?q= */
+#define LINKS_MATCH_MAX	(LINKS_Q_MAX * 4 + 64)
+int	 tag_valid(const char *, size_t);
+int	 tags_split(const char *, size_t, char sep,
+	    char out[TAGS_MAX][TAG_MAX + 1], char *err, size_t errlen);
+int	 title_valid(const char *, size_t);
+int	 search_query(const char *, size_t, char *out, size_t outlen);
+int	 query_all(const char *query, const char *key, char *out,
+	    size_t outlen, size_t max);
+/* The title and tags fields of a body into c (tags pointing into
+ * tags).  0, or -1 with the 400 in resp. */
+int	 links_meta(struct response *, const struct field *title,
+	    const struct field *tags, char tags_buf[TAGS_MAX][TAG_MAX + 1],
+	    struct db_meta_change *c);
+/* ,"title":...,"tags":[...]: when set, or always (null, []). */
+void	 links_put_meta(struct buf *, const struct db_meta *, int always);
+/* The same for what a PUT set. */
+void	 links_put_change(struct buf *, const struct db_meta_change *);
+void	 links_list(struct worker_ctx *, const struct request *,
+	    struct response *, const struct jwt_claims *);
 
 /* worker.c: runs in the child; returns only to exit.  handoff is the
  * pool's handoff socket pair ([0] to send, [1] to receive), or NULL.

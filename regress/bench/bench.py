@@ -1068,9 +1068,21 @@ def run(s, args, workdir):
         r["ratio"] = median([b["rps"] / a["rps"] for a, b in zip(ns, rs)])
         res["sweep"].append((c, n, r))
 
+    # Memory at idle with the cache as the runs left it (the variants
+    # restart shortd).
+    say("waiting for the pools to settle")
+    res["idle_after"] = wait_idle(s, conf)
+    res["mem_after"] = shortd_memory(s)
+    rss_sample()
     if args.variant_rounds > 0:
-        res["variants"] = variants(s, w, args, shortd_run, ids1k,
-                                   traffic(points[-1], "zipf"))
+        # A variant that fails costs its table, not the whole report.
+        try:
+            res["variants"] = variants(s, w, args, shortd_run,
+                                       traffic(args.list_links, "uniform"),
+                                       traffic(points[-1], "zipf"))
+        except (RuntimeError, stackmod.StackError) as e:
+            say("variants failed: %s" % e)
+            res["variants_error"] = str(e)[:500]
     if args.analytics_rounds > 0:
         res["analytics_links"] = min(points[-1], 1000000)
         res["analytics"] = variants(
@@ -1083,10 +1095,6 @@ def run(s, args, workdir):
     r = s.http("GET", "/" + probe)
     assert r.status_code == 301, r.status_code
     res["nginx_errors"] = nginx_errors(s)
-    say("waiting for the pools to settle")
-    res["idle_after"] = wait_idle(s, conf)
-    res["mem_after"] = shortd_memory(s)
-    rss_sample()
     res["peak"] = peak
     res["runs"] = runs
     return res
@@ -1670,6 +1678,11 @@ def report(res, args):
                          "{:,}".format(g["rows"]),
                          (g["data"] + g["index"]) / 1e6, pages, pages,
                          "{:,}".format(g["file"] or 0)))
+        L.append("")
+
+    if res.get("variants_error"):
+        L.append("The variants between nginx and the worker failed: `%s`" %
+                 res["variants_error"].replace("\n", " "))
         L.append("")
 
     # Sweep.

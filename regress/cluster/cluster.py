@@ -200,7 +200,7 @@ class Cluster:
                     "shortener_workers": "2",
                     # A host's redirect cache cannot see the other
                     # host's changes (only its TTL bounds them): off,
-                    # as README's "Scaling out" says for every host.
+                    # as docs/scaling.md says for every host.
                     "redirect_cache": "0",
                 })
             inst.name = name.upper()

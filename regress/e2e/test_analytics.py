@@ -18,11 +18,10 @@ import sys
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_features import (SCHEMA_V2, SCHEMA_VERSION,  # noqa: E402
-                           _apply_schema, _create, _drop, _expect,
-                           _old_and_new, _owner_only_sub, _parse_time,
-                           _refused, _rid, _show, _stats, _user,
-                           _wait_visits)
+from test_features import (SCHEMA_V3, SCHEMA_VERSION,  # noqa: E402
+                           _apply_schema, _create, _drop, _expect, _old_and_new, _owner_only_sub,
+                           _parse_time, _refused, _rid, _show, _stats,
+                           _user, _wait_visits)
 
 FLUSH_WAIT = 15
 CHROME_WIN = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -415,13 +414,6 @@ def test_schema_v4(s):
     assert s.http("DELETE", "/" + i, token=tok).status_code == 204
     assert s.sql("SELECT COUNT(*) FROM visits WHERE id = %s", (i,)) == \
         ((0,),)
-
-
-SCHEMA_V3 = SCHEMA_V2.replace("owner", "`user`").replace(
-    "idx_`user`_created", "idx_user_created").replace(
-    "idx_`user`_value", "idx_user_value").replace(
-    "fk_urls_`user`", "fk_urls_user").replace(
-    "VALUES (1), (2)", "VALUES (1), (2), (3)")
 
 
 def test_schema_upgrade_from_v3(s):

@@ -1,6 +1,6 @@
 """
 End-to-end cases for a db_host that lists several database nodes
-(README "Scaling out"), on the single-host stack: the list is checked
+(docs/scaling.md), on the single-host stack: the list is checked
 by `shortd -t`, and a worker whose first node does not answer serves
 from the next one.  The cluster itself (Galera, nodes dying under
 load) is regress/cluster/, run by `make check-cluster`.

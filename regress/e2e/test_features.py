@@ -711,6 +711,14 @@ CREATE TABLE urls (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 """
 
+# The same at version 3: owner renamed to `user`, the indexes and the
+# foreign key with it.
+SCHEMA_V3 = SCHEMA_V2.replace("owner", "`user`").replace(
+    "idx_`user`_created", "idx_user_created").replace(
+    "idx_`user`_value", "idx_user_value").replace(
+    "fk_urls_`user`", "fk_urls_user").replace(
+    "VALUES (1), (2)", "VALUES (1), (2), (3)")
+
 
 def _apply_schema(s, db):
     schema = os.path.join(os.path.dirname(os.path.dirname(

@@ -80,15 +80,6 @@ get_n(struct cache *c, const struct sb_cache *sbc, int n, int64_t now,
 	return 1;
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A writer that stopped between taking a slot and giving it back. */
 UNIT_TEST(abandoned_write)
 {

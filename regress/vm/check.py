@@ -11,7 +11,7 @@ silently skips the unit's namespaces: ProtectSystem=, PrivateTmp=, ...;
 a VM's systemd has it) and CAP_SYS_PTRACE (for the test to read the
 namespaces of shortd's processes in /proc).  In it, in order:
 
-  1. the README's "Installing on a server" commands, verbatim, with apt
+  1. the README's three commands, verbatim, with apt
      from the Debian mirror (MariaDB, nginx and the package FILE);
   2. what the package set up: the user, the secret (0640 root:shortd),
      the unit enabled and running, the nginx site answering on the
@@ -62,7 +62,7 @@ import test_faults as faults  # noqa: E402  (Load, the recovery probe)
 OUT = os.path.join(TOP, "regress", "out", "vm")
 IMAGE = "localhost/shortd-vm:latest"
 NAME = "shortd-vm"
-README = os.path.join(TOP, "README.md")
+README_MD = os.path.join(TOP, "README.md")
 SECRET = "/etc/shortd/jwt.secret"
 CONF = "/etc/shortd/shortd.conf"
 SITE = "/etc/nginx/sites-available/shortd"
@@ -88,7 +88,7 @@ def out(script, **kw):
 
 def readme_commands():
     """The commands of the README's "Installing on a server" block."""
-    with open(README) as f:
+    with open(README_MD) as f:
         text = f.read()
     m = re.search(r"^#+ Installing on a server\n(.*?)^```sh\n(.*?)^```",
                   text, re.M | re.S)
@@ -96,7 +96,7 @@ def readme_commands():
         "with a ```sh block"
     cmds = [l for l in m.group(2).splitlines()
             if l.strip() and not l.startswith("#")]
-    assert len(cmds) == 3, "the README's install block has %d commands, " \
+    assert len(cmds) == 3, "the install block has %d commands, " \
         "not three: %r" % (len(cmds), cmds)
     assert re.search(r"\./shortd_\S+\.deb", cmds[0]), cmds[0]
     return cmds
@@ -183,7 +183,7 @@ class VMChecks(cc.Phases):
     def install(self):
         for path in (self.deb, self.upgrade):
             cc.run(["podman", "cp", path, "%s:/root/" % NAME])
-        # The README's commands run verbatim: apt answers yes itself.
+        # The commands run verbatim: apt answers yes itself.
         vm("echo 'APT::Get::Assume-Yes \"true\";' "
            "> /etc/apt/apt.conf.d/90check-vm && apt-get update -q",
            log="apt.log")
@@ -540,7 +540,7 @@ class VMChecks(cc.Phases):
             self.phase("VM image: the Debian base with systemd", self.image)
             self.phase("booted: systemd is PID 1, every unit started",
                        self.boot)
-            self.phase("the README's three install commands (apt)",
+            self.phase("the README's three commands (apt)",
                        self.install)
             self.phase("installed: user, secret 0640 root:shortd, unit "
                        "enabled and active, nginx answers", self.installed)
