@@ -529,13 +529,43 @@ def links_label(n):
     return "{:,}".format(n)
 
 
+# The search bench's links (issue 16): the first SEARCH_LINKS bulk links
+# have a title of two made-up words, one of SEARCH_RARE (each in about
+# SEARCH_LINKS / SEARCH_RARE titles) and one of SEARCH_COMMON, and two
+# tags: "t<k mod 101>" (about 1 % of them each) and "c<k mod 7>" (1/7).
+SEARCH_LINKS = 1000000
+SEARCH_RARE = 2000
+SEARCH_COMMON = 40
+SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zi", "ba",
+             "de", "fu", "go", "hi", "ju", "pe", "qu", "ri", "so", "tu")
+
+
+def search_word(j):
+    """A made-up word of three syllables (at least the 3 characters the
+    FULLTEXT index keeps), different for each j < 8000."""
+    n = len(SYLLABLES)
+    return SYLLABLES[j % n] + SYLLABLES[j // n % n] + SYLLABLES[j // n // n % n]
+
+
+def search_meta(k):
+    """(title, [tags]) of bulk link k, or None past SEARCH_LINKS."""
+    if k >= SEARCH_LINKS:
+        return None
+    rare = search_word((k * 7919) % SEARCH_RARE)
+    common = search_word(SEARCH_RARE + (k * 104723) % SEARCH_COMMON)
+    return "Bench %s %s" % (rare, common), ["t%d" % (k % 101),
+                                            "c%d" % (k % 7)]
+
+
 def load_bulk(s, owner, a, b, workdir):
     """Bulk links a..b-1 of owner by LOAD DATA LOCAL INFILE, in chunks of
     BULK_CHUNK rows in primary key order, with the session settings of a
     bulk load (no unique or foreign key checks: the rows are known to be
     new and their owner to exist; IGNORE skips the odd id that a create
-    run happened to draw)."""
+    run happened to draw).  The first SEARCH_LINKS get a title and tags
+    (url_tags rows, loaded the same way)."""
     path = os.path.join(workdir, "bulk.tsv")
+    tpath = os.path.join(workdir, "tags.tsv")
     now = int(time.time() * 1e6)
     conn = s.db_connect(local_infile=True, autocommit=False)
     try:
@@ -544,21 +574,75 @@ def load_bulk(s, owner, a, b, workdir):
             c.execute("SET foreign_key_checks = 0")
             for lo in range(a, b, BULK_CHUNK):
                 hi = min(b, lo + BULK_CHUNK)
-                with open(path, "w") as f:
-                    f.writelines(
-                        "%s\t%s\thttps://example.com/bench/bulk/%d/%s\t%d"
-                        "\t%d\n" % (i, owner, k, i, now + k, now + k)
-                        for k, i in ((k, bulk_id(k)) for k in range(lo, hi)))
+                ntags = 0
+                with open(path, "w") as f, open(tpath, "w") as g:
+                    for k in range(lo, hi):
+                        i = bulk_id(k)
+                        meta = search_meta(k)
+                        f.write("%s\t%s\thttps://example.com/bench/bulk/%d/"
+                                "%s\t%d\t%d\t%s\t%s\n" % (
+                                    i, owner, k, i, now + k, now + k,
+                                    meta[0] if meta else "\\N",
+                                    "|".join(meta[1]) if meta else "\\N"))
+                        for tag in meta[1] if meta else ():
+                            g.write("%s\t%s\t%d\t%s\n" % (owner, tag,
+                                                           now + k, i))
+                            ntags += 1
                 c.execute("LOAD DATA LOCAL INFILE %s IGNORE INTO TABLE urls "
                           "FIELDS TERMINATED BY '\\t' "
                           "LINES TERMINATED BY '\\n' "
-                          "(id, `user`, value, created_us, updated_us)",
-                          (path,))
+                          "(id, `user`, value, created_us, updated_us, "
+                          "title, tags)", (path,))
+                if ntags:
+                    c.execute("LOAD DATA LOCAL INFILE %s IGNORE INTO TABLE "
+                              "url_tags FIELDS TERMINATED BY '\\t' "
+                              "LINES TERMINATED BY '\\n' "
+                              "(`user`, tag, created_us, id)", (tpath,))
                 conn.commit()
                 say("  %d rows loaded" % (hi - a))
     finally:
         conn.close()
     os.unlink(path)
+    os.unlink(tpath)
+
+
+# The searches measured at SEARCH_LINKS (GET / of the bulk links' owner,
+# the first page of 100): (label, a function of a random generator
+# giving the query string).
+SEARCHES = [
+    ("`?q=` a rare word (~500 links)",
+     lambda r: "q=" + search_word(r.randrange(SEARCH_RARE))),
+    ("`?q=` a common word (~25,000 links)",
+     lambda r: "q=" + search_word(SEARCH_RARE + r.randrange(SEARCH_COMMON))),
+    ("`?q=` two words (rare and common)",
+     lambda r: "q=%s+%s" % (search_word(r.randrange(SEARCH_RARE)),
+                            search_word(SEARCH_RARE +
+                                        r.randrange(SEARCH_COMMON)))),
+    ("`?tag=` one tag (~10,000 links)",
+     lambda r: "tag=t%d" % r.randrange(101)),
+    ("`?tag=&tag=` two tags (~1,400 links)",
+     lambda r: "tag=t%d&tag=c%d" % (r.randrange(101), r.randrange(7))),
+    ("`?tag=` one tag, `sort=-visits`",
+     lambda r: "tag=t%d&sort=-visits" % r.randrange(101)),
+]
+SEARCH_QUERIES = 5000       # distinct query strings per search, drawn
+# Searches are people at a page, not a flood: 4 at once, so p99 is the
+# query's own time and not the queue's (at -c32 on 2 cores any request
+# that costs 2 ms queues behind 31 others).
+SEARCH_CONNS = 4
+
+
+def search_files(workdir):
+    """One file of query paths per search -> [(label, path)]."""
+    rnd = random.Random(16)
+    out = []
+    for n, (label, make) in enumerate(SEARCHES):
+        path = os.path.join(workdir, "search-%d.txt" % n)
+        with open(path, "w") as f:
+            for _ in range(SEARCH_QUERIES):
+                f.write("/?limit=100&%s\n" % make(rnd))
+        out.append((label, path))
+    return out
 
 
 def table_mb(s):
@@ -765,6 +849,9 @@ def main(argv=None):
                     help="rounds of visit analytics on and off (after a "
                     "restart each), redirects over 1k and 1M links; 0: "
                     "skip")
+    ap.add_argument("--search-rounds", type=int, default=3,
+                    help="rounds of each search at 1M links (issue 16); "
+                    "0: skip")
     ap.add_argument("--static-pools", type=int, metavar="N",
                     help="static pools of N auth and N shortener workers "
                     "(auth_workers = shortener_workers = N); by default "
@@ -931,7 +1018,7 @@ def run(s, args, workdir):
     list_user, list_pw, list_tok = s.new_user("bench-list")
     create_user, create_pw, create_tok = s.new_user("bench-create")
     login_user, login_pw, _ = s.new_user("bench-login")
-    bulk_user = s.new_user("bench-bulk")[0]
+    bulk_user, _, bulk_tok = s.new_user("bench-bulk")
     small = load_small(s, list_user, args.list_links, seen)
     ids1k = os.path.join(workdir, "ids-1k.txt")
     write_ids(ids1k, small)
@@ -1037,6 +1124,11 @@ def run(s, args, workdir):
             runs["nginx"] = ph["nginx"]
             runs["redirect"] = ph[models[0]]
             acc["redirect"] = acc["redirect %d %s" % (pt, models[0])]
+        if main and loaded >= min(SEARCH_LINKS, pt - args.list_links) and \
+                args.search_rounds > 0:
+            res["search"] = search_bench(s, w, bulk_tok, workdir,
+                                         args.search_rounds)
+            res["search_links"] = loaded
         if pt == points[0]:
             runs["nginx_1k"] = ph["nginx"]
             runs["redirect_1k"] = ph[models[0]]
@@ -1098,6 +1190,51 @@ def run(s, args, workdir):
     res["peak"] = peak
     res["runs"] = runs
     return res
+
+
+def search_bench(s, w, tok, workdir, rounds):
+    """GET / of the bulk links' owner with each of SEARCHES (issue 16):
+    [(label, [wrk runs], one of its query paths)].  Each kind is
+    checked first to answer 200 (wrk counts any other status as an
+    error, reported)."""
+    out = []
+    for label, path in search_files(workdir):
+        with open(path) as f:
+            probe = f.readline().strip()
+        r = s.http("GET", probe, token=tok)
+        assert r.status_code == 200, "GET %s: %d %s" % (
+            probe, r.status_code, r.text[:200])
+        w.run("search", s.url, [tok, path], conns=SEARCH_CONNS, duration=2)
+        runs = []
+        for i in range(rounds):
+            say("search %s: round %d/%d" % (label, i + 1, rounds))
+            runs.append(w.run("search", s.url, [tok, path],
+                              conns=SEARCH_CONNS))
+        out.append((label, runs, probe))
+    return out
+
+
+def search_report(L, res, args):
+    L.append("## Search at %s links (GET / of one user who owns them, "
+             "first page of 100, wrk -c%d, medians of %d rounds)" % (
+                 "{:,}".format(res["search_links"]), SEARCH_CONNS,
+                 args.search_rounds))
+    L.append("")
+    L.append("Each request draws its query from 5,000 of the kind "
+             "(regress/bench/search.lua); titles are two made-up words, "
+             "one of %d rare and one of %d common, tags `t<k mod 101>` "
+             "and `c<k mod 7>` (bench.py, SEARCHES). Target: p99 < 50 ms "
+             "(issue 16)." % (SEARCH_RARE, SEARCH_COMMON))
+    L.append("")
+    L.append("| search | e.g. | req/s | p50 | p99 | errors | p99 < 50 ms |")
+    L.append("|---|---|---:|---:|---:|---:|---|")
+    for label, runs, probe in res["search"]:
+        m = summarize(runs)
+        L.append("| %s | `%s` | %.0f | %s | %s | %d | %s |" % (
+            label, probe, m["rps"], fmt_us(m["p50_us"]),
+            fmt_us(m["p99_us"]), sum(r["errors"] for r in runs),
+            verdict(m["p99_us"] < 50000)))
+    L.append("")
 
 
 # What may cost between nginx and the worker, tried in turn (issue 17):
@@ -1680,6 +1817,8 @@ def report(res, args):
                          "{:,}".format(g["file"] or 0)))
         L.append("")
 
+    if res.get("search"):
+        search_report(L, res, args)
     if res.get("variants_error"):
         L.append("The variants between nginx and the worker failed: `%s`" %
                  res["variants_error"].replace("\n", " "))
