@@ -601,7 +601,7 @@
 	function shortenError(r, sentAlias) {
 		const m = r.message;
 		if (metaField(r) !== "")
-			fieldError("shorten-" + metaField(r), m);
+			fieldError("new-" + metaField(r), m);
 		else if (r.status === 409 && sentAlias)
 			fieldError("shorten-alias", m);
 		else if (r.status === 400 && sentAlias &&
@@ -634,8 +634,8 @@
 		if (alias !== "")
 			body.id = alias;
 		if (features.tags === true) {
-			const title = $("shorten-title").value.trim();
-			const tags = parseTags($("shorten-tags").value);
+			const title = $("new-title").value.trim();
+			const tags = parseTags($("new-tags").value);
 			if (title !== "")
 				body.title = title;
 			if (tags.length > 0)
@@ -693,8 +693,8 @@
 			}
 		}
 		$("shorten-url").value = "";
-		$("shorten-title").value = "";
-		$("shorten-tags").value = "";
+		$("new-title").value = "";
+		$("new-tags").value = "";
 		$("shorten-expires").value = "";
 		$("shorten-max").value = "";
 		if (features.alias !== false)

@@ -729,7 +729,7 @@ await step("titles-and-tags-when-shortening", async () => {
 	// A tag the server refuses: its words, next to the tags.
 	await tags.fill("docs über");
 	await shorten.getByRole("button", { name: "Shorten" }).click();
-	await seeText($("#shorten-tags-error"), /^Invalid tags: each tag is/,
+	await seeText($("#new-tags-error"), /^Invalid tags: each tag is/,
 	    "the server's tag error");
 	assert.equal(await tags.getAttribute("aria-invalid"), "true");
 	assert.equal(await $("#shorten-result").isVisible(), false);
@@ -764,8 +764,10 @@ await step("titles-and-tags-when-editing", async () => {
 	const row = rowOf(first.id);
 	const link = await textOf(row.locator("a.short"));
 	await row.getByRole("button", { name: "Edit " + link }).click();
-	const title = row.getByLabel("Title of " + link);
-	const tags = row.getByLabel("Tags of " + link);
+	const title = row.getByRole("textbox", { name: "Title of " +
+	    link });
+	const tags = row.getByRole("textbox", { name: "Tags of " +
+	    link });
 	await until(() => title.isVisible(), "the title field of the row");
 	assert.equal(await title.inputValue(), "");
 	await title.fill("Getting started");
