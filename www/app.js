@@ -1362,24 +1362,35 @@
 		d.querySelector(".cancel").focus();
 	}
 
-	async function onDelete(ev) {
-		ev.preventDefault();
-		const form = ev.currentTarget;
-		if (!deleting)
-			return;
+	/*
+	 * The DELETE a confirmation dialog's form asks for -> the answer
+	 * (404 too: already gone), or null once a refusal is shown in the
+	 * dialog with the words "refused: why".
+	 */
+	async function dialogDelete(form, path, errId, refused) {
 		clearErrors(form);
 		busy(form, true);
-		const r = await api("DELETE", "/" +
-		    encodeURIComponent(deleting.id));
+		const r = await api("DELETE", path);
 		busy(form, false);
 		if (r.sessionEnded)
-			return;
+			return null;
 		if (!r.ok && r.status !== 404) {
-			showFormError($("delete-error"), "Not deleted: " +
-			    r.message);
+			showFormError($(errId), refused + ": " + r.message);
 			form.querySelector(".cancel").focus();
-			return;
+			return null;
 		}
+		return r;
+	}
+
+	async function onDelete(ev) {
+		ev.preventDefault();
+		if (!deleting)
+			return;
+		const r = await dialogDelete(ev.currentTarget, "/" +
+		    encodeURIComponent(deleting.id), "delete-error",
+		    "Not deleted");
+		if (r === null)
+			return;
 		const link = deleting.link;
 		deleting = null;
 		$("delete-dialog").close();
@@ -1517,22 +1528,13 @@
 
 	async function onRevoke(ev) {
 		ev.preventDefault();
-		const form = ev.currentTarget;
 		if (!revoking)
 			return;
-		clearErrors(form);
-		busy(form, true);
-		const r = await api("DELETE", "/users/keys/" +
-		    encodeURIComponent(revoking.id));
-		busy(form, false);
-		if (r.sessionEnded)
+		const r = await dialogDelete(ev.currentTarget, "/users/keys/" +
+		    encodeURIComponent(revoking.id), "revoke-error",
+		    "Not revoked");
+		if (r === null)
 			return;
-		if (!r.ok && r.status !== 404) {
-			showFormError($("revoke-error"), "Not revoked: " +
-			    r.message);
-			form.querySelector(".cancel").focus();
-			return;
-		}
 		const name = revoking.name;
 		revoking = null;
 		$("revoke-dialog").close();
