@@ -13,8 +13,9 @@
  * image, a create answer carrying the alias that was asked for.  So
  * are the management features: titles, tags and search (the list
  * refuses an unknown ?sort=, or a link carries "tags"), API keys
- * (GET /users/keys answers a list) and account deletion (the 405 of
- * GET /users allows DELETE).
+ * (GET /users/keys answers a list), export and import (HEAD /export
+ * answers 200) and account deletion (the 405 of GET /users allows
+ * DELETE).
  */
 "use strict";
 
@@ -26,7 +27,7 @@
 
 	/* What the server has shown it supports: null until known. */
 	const features = { alias: null, stats: null, expiry: null, qr: null,
-	    tags: null, keys: null, accountDelete: null };
+	    tags: null, keys: null, accountDelete: null, transfer: null };
 
 	const session = { token: null, username: null, expires: 0 };
 	let expiryTimer = null;
@@ -77,6 +78,8 @@
 	/*
 	 * One API call -> { ok, status, data, detail, message }.  Never
 	 * throws: a network failure is status 0 with its own message.
+	 * opts: auth (false: no token), file and type (a body sent as it
+	 * is), raw (a success keeps its Response, unread, in r.response).
 	 */
 	async function api(method, path, body, opts) {
 		const o = opts || {};
@@ -84,7 +87,10 @@
 		const init = { method: method, headers: headers,
 		    cache: "no-store", credentials: "omit",
 		    redirect: "manual" };
-		if (body !== undefined) {
+		if (o.file !== undefined) {
+			headers["Content-Type"] = o.type;
+			init.body = o.file;
+		} else if (body !== undefined) {
 			headers["Content-Type"] = "application/json";
 			init.body = JSON.stringify(body);
 		}
@@ -97,6 +103,10 @@
 			return { ok: false, status: 0, data: null, detail: "",
 			    message: describe(0) };
 		}
+		if (o.raw && res.ok)
+			return { ok: true, status: res.status, data: null,
+			    headers: res.headers, detail: "", message: "",
+			    response: res };
 		let data = null;
 		if (res.status !== 204 && method !== "HEAD") {
 			const text = await res.text().catch(() => "");
@@ -281,6 +291,8 @@
 		$("shorten-result").hidden = true;
 		$("shorten-form").reset();
 		$("keys-list").replaceChildren();
+		$("import-form").reset();
+		$("import-result").hidden = true;
 		hideNewKey();
 		$("key-form").reset();
 		resetFilters();
@@ -318,6 +330,7 @@
 		$("search-form").hidden = !tags;
 		$("sort-box").hidden = !tags;
 		$("keys").hidden = features.keys !== true;
+		$("transfer").hidden = features.transfer !== true;
 		$("account-delete-open").hidden = features.accountDelete !== true;
 	}
 
@@ -336,6 +349,12 @@
 					features.tags = true;
 				else if (r.ok)
 					features.tags = false;
+			}));
+		if (features.transfer === null)
+			jobs.push(api("HEAD", "/export").then((r) => {
+				/* An older server: no such link (404). */
+				if (r.status === 200 || r.status === 404)
+					features.transfer = r.status === 200;
 			}));
 		if (features.accountDelete === null)
 			jobs.push(api("GET", "/users", undefined,
@@ -1400,6 +1419,138 @@
 	}
 
 	/* ------------------------------------------------------------ */
+	/* export and import                                            */
+	/* ------------------------------------------------------------ */
+
+	/* The file name a Content-Disposition suggests, without any
+	 * folder; "" if it suggests none. */
+	function dispositionName(h) {
+		let m = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(h || "");
+		let name = "";
+		if (m) {
+			try {
+				name = decodeURIComponent(m[1].trim());
+			} catch (e) {
+				name = "";
+			}
+		}
+		if (name === "" && (m = /filename\s*=\s*"([^"]*)"/i.exec(h ||
+		    "")))
+			name = m[1];
+		else if (name === "" && (m = /filename\s*=\s*([^;\s]+)/i.exec(
+		    h || "")))
+			name = m[1];
+		return name.replace(/^.*[\\/]/, "");
+	}
+
+	/* GET /export with the token, then the answer handed to the
+	 * browser as a download (a link to a blob: the token cannot ride
+	 * on a plain link). */
+	async function onExport() {
+		const b = $("export");
+		const err = $("export-error");
+		err.hidden = true;
+		b.disabled = true;
+		const r = await api("GET", "/export", undefined, { raw: true });
+		if (r.sessionEnded)
+			return;
+		let blob = null;
+		if (r.ok)
+			blob = await r.response.blob().catch(() => null);
+		b.disabled = false;
+		if (!r.ok || blob === null) {
+			showFormError(err, "Not exported: " + (r.ok ? "the " +
+			    "answer broke off; try again." : r.message));
+			return;
+		}
+		const name = dispositionName(r.headers.get(
+		    "Content-Disposition")) || "shortd-links.csv";
+		const url = URL.createObjectURL(blob);
+		const a = document.createElement("a");
+		a.href = url;
+		a.download = name;
+		a.hidden = true;
+		document.body.append(a);
+		a.click();
+		a.remove();
+		window.setTimeout(() => URL.revokeObjectURL(url), 60000);
+		announce("Your links were exported to " + name + ".");
+	}
+
+	function plural(n, one, many) {
+		return n + " " + (n === 1 ? one : many);
+	}
+
+	function fillTable(table, rows) {
+		table.tBodies[0].replaceChildren(...rows.map((cells) => {
+			const tr = document.createElement("tr");
+			for (const c of cells) {
+				const td = document.createElement("td");
+				td.textContent = c;
+				tr.append(td);
+			}
+			return tr;
+		}));
+		table.parentElement.hidden = rows.length === 0;
+	}
+
+	/* POST /import with the file as it is (text/csv); what was made,
+	 * renamed and skipped, shown as the server says. */
+	async function onImport(ev) {
+		ev.preventDefault();
+		const form = ev.currentTarget;
+		clearErrors(form);
+		$("import-result").hidden = true;
+		const file = $("import-file").files[0];
+		if (!file) {
+			fieldError("import-file", "Choose a CSV file to import.");
+			$("import-file").focus();
+			return;
+		}
+		busy(form, true);
+		const r = await api("POST", "/import", undefined,
+		    { file: file, type: "text/csv" });
+		busy(form, false);
+		if (r.sessionEnded)
+			return;
+		const d = r.data;
+		if (!r.ok || !d || typeof d.created !== "number") {
+			if (r.ok)
+				r.message = "The server's answer had no count.";
+			if (r.status === 400 || r.status === 413)
+				fieldError("import-file", r.message);
+			else
+				showFormError($("import-error"), "Not imported: " +
+				    r.message);
+			$("import-file").focus();
+			return;
+		}
+		const skipped = Array.isArray(d.skipped) ? d.skipped : [];
+		const renamed = Array.isArray(d.renamed) ? d.renamed : [];
+		const text = (v) => v === null || v === undefined ? "—" :
+		    String(v);
+		fillTable($("import-renamed"), renamed.map((x) => [text(x.line),
+		    text(x.id), text(x.new_id)]));
+		fillTable($("import-skipped"), skipped.map((x) => [text(x.line),
+		    text(x.id), typeof x.message === "string" &&
+		    x.message !== "" ? sentence(x.message) :
+		    sentence(text(x.detail))]));
+		const summary = plural(d.created, "link", "links") +
+		    " created from " + file.name + (renamed.length > 0 ? "; " +
+		    renamed.length + " with a new id" : "") + (skipped.length > 0 ?
+		    "; " + plural(skipped.length, "row", "rows") + " skipped" :
+		    "") + ".";
+		$("import-summary").textContent = summary;
+		$("import-result").hidden = false;
+		form.reset();
+		announce(summary);
+		$("import-summary").focus();
+		list.cursors = [null];
+		list.index = 0;
+		await loadPage();
+	}
+
+	/* ------------------------------------------------------------ */
 	/* API keys                                                     */
 	/* ------------------------------------------------------------ */
 
@@ -1614,6 +1765,8 @@
 		$("revoke-form").addEventListener("submit", onRevoke);
 		$("account-form").addEventListener("submit", onAccountDelete);
 		$("key-form").addEventListener("submit", onCreateKey);
+		$("export").addEventListener("click", onExport);
+		$("import-form").addEventListener("submit", onImport);
 		$("search-form").addEventListener("submit", onSearch);
 		$("search-q").addEventListener("search", () => {
 			/* The field's clear button: back to no text. */

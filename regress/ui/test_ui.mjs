@@ -1107,6 +1107,70 @@ await step("dark-scheme", async () => {
 	await page.emulateMedia({ colorScheme: "light" });
 });
 
+await step("export-and-import", async () => {
+	const token = await pageToken();
+	await until(() => $("#transfer").isVisible(), "the export section");
+	// Export: a download of every link, named by the server.
+	const [download] = await Promise.all([page.waitForEvent("download"),
+	    page.getByRole("button", { name: "Export all links (CSV)" }).
+	    click()]);
+	assert.match(download.suggestedFilename(), new RegExp("^shortd-" +
+	    user + "-\\d{4}-\\d{2}-\\d{2}\\.csv$"));
+	const file = path.join(OUT, "export.csv");
+	await download.saveAs(file);
+	const lines = fs.readFileSync(file, "utf8").split(/\r?\n/).filter(
+	    (l) => l !== "");
+	assert.equal(lines[0], "id,url,title,tags,created_at,expires_at," +
+	    "max_visits,visits");
+	const all = (await apiCall("GET", "/?limit=100", undefined, token)).
+	    data.items;
+	assert.equal(lines.length - 1, all.length, "one line per link");
+	for (const it of all)
+		assert.ok(lines.some((l) => l.startsWith(it.id + "," + it.value +
+		    ",")), "the export has " + it.id);
+	const guide = lines.find((l) => l.startsWith(tagged.guide + ","));
+	assert.match(guide, new RegExp(",Tagging guide " + suffix + ","));
+	assert.deepEqual(guide.split(",")[3].split("|").sort(), ["docs",
+	    "howto", "team-a"]);
+	await seeText($("#status"), /exported to shortd-/, "the announcement");
+	// Import: two good rows and a bad one.
+	const a = "imp-a-" + suffix, b = "imp-b-" + suffix;
+	const csv = "id,url,title,tags\r\n" +
+	    a + ",https://example.org/imported/a,Imported A,import\r\n" +
+	    ",ftp://example.org/not-http,Bad row,import\r\n" +
+	    b + ",https://example.org/imported/b,,import|second\r\n";
+	const picker = $("#import-form").getByLabel("CSV file");
+	await picker.setInputFiles({ name: "links.csv", mimeType: "text/csv",
+	    buffer: Buffer.from(csv) });
+	await $("#import-form").getByRole("button", { name: "Import" }).click();
+	await seeText($("#import-summary"), /^2 links created from links\.csv; 1 row skipped\.$/,
+	    "the summary");
+	const skipped = await $("#import-skipped tbody tr").evaluateAll(
+	    (trs) => trs.map((tr) => Array.from(tr.cells).map((c) =>
+	    c.textContent)));
+	assert.equal(skipped.length, 1);
+	assert.equal(skipped[0][0], "3", "the line of the bad row");
+	assert.equal(skipped[0][1], "—", "it had no id");
+	assert.match(skipped[0][2], /\S/, "and a reason");
+	assert.equal(await $("#import-renamed-box").isVisible(), false);
+	await shot("22-import-result");
+	// They are links now, with their tags.
+	let r = await apiCall("GET", "/" + a);
+	assert.equal(r.status, 301);
+	assert.equal(r.headers.get("location"), "https://example.org/imported/a");
+	r = await apiCall("GET", "/?tag=import", undefined, token);
+	assert.deepEqual(r.data.items.map((i) => i.id).sort(), [a, b].sort());
+	await until(async () => (await shownIds()).includes(a), "the list");
+	// Not a CSV of links: the server's words at the file.
+	await picker.setInputFiles({ name: "notes.txt", mimeType: "text/plain",
+	    buffer: Buffer.from("hello\r\nworld\r\n") });
+	await $("#import-form").getByRole("button", { name: "Import" }).click();
+	await seeText($("#import-file-error"), /first line must name the columns/,
+	    "the header error");
+	assert.equal(await picker.getAttribute("aria-invalid"), "true");
+	assert.equal(await $("#import-result").isVisible(), false);
+});
+
 await step("delete-account", async () => {
 	const token = await pageToken();
 	const k = await apiCall("POST", "/users/keys", { name: "to go" },
