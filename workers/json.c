@@ -504,19 +504,19 @@ json_take_list(const struct jdoc *d, const jsmntok_t *v, struct field *f,
 	int		 k, nul;
 
 	if (v->type != JSMN_ARRAY) {
-		json_err(err, errlen, "field '%s' must be an array of strings",
+		field_err(err, errlen, "field '%s' must be an array of strings",
 		    f->names[0]);
 		return BODY_INVALID;
 	}
 	if ((f->value = malloc(cap)) == NULL) {
-		json_err(err, errlen, "out of memory");
+		field_err(err, errlen, "out of memory");
 		return BODY_NOMEM;
 	}
 	f->present = 1;
 	for (k = 0; k < v->size; k++) {
 		it = v + 1 + k;
 		if (it->type != JSMN_STRING) {
-			json_err(err, errlen, "field '%s' must be an array of "
+			field_err(err, errlen, "field '%s' must be an array of "
 			    "strings", f->names[0]);
 			return BODY_INVALID;
 		}
@@ -525,7 +525,7 @@ json_take_list(const struct jdoc *d, const jsmntok_t *v, struct field *f,
 		n = json_unescape(d->js + it->start,
 		    (size_t)(it->end - it->start), f->value + len, &nul);
 		if (n < 0 || nul || memchr(f->value + len, ',', (size_t)n)) {
-			json_err(err, errlen, "items of '%s' must not contain "
+			field_err(err, errlen, "items of '%s' must not contain "
 			    "NUL or ','", f->names[0]);
 			return BODY_INVALID;
 		}
