@@ -219,7 +219,9 @@ $(FUZZ_DEPS_STAMP):
 DEB_UI	  = chromium fonts-dejavu-core
 UI_STAMP  = regress/ui/node_modules/.ok
 UI_SHOTS  = 01-login 03-wrong-password 05-shortened-and-copied 06-links \
-	    07-edit-error 08-delete-confirm 11-phone-links-top
+	    07-edit-error 08-delete-confirm 11-phone-links-top \
+	    16-titles-and-tags 17-tag-filters 19-key-created \
+	    21-delete-account
 
 check-ui: $(DEPS_STAMP) build/.deps-ui $(UI_STAMP) shortd
 	/usr/bin/python3 regress/ui/run.py --shortd ./shortd
