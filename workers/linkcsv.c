@@ -216,6 +216,25 @@ static const struct import_name {
 	{ "created",		COL_CREATED,	0 },
 };
 
+/* The times and counts of a record (import_record's order), and what
+ * each must be. */
+static const struct import_num {
+	enum import_col	 col;
+	int		 time;		/* a time, else a count */
+	int64_t		 min;
+	const char	*detail;
+	const char	*message;
+} import_nums[4] = {
+	{ COL_CREATED, 1, 0, "invalid created_at", "created_at must be an "
+	  "RFC 3339 date-time, e.g. 2030-01-31T12:00:00Z" },
+	{ COL_EXPIRES, 1, 0, "invalid expires_at", "expires_at must be an "
+	  "RFC 3339 date-time, e.g. 2030-01-31T12:00:00Z" },
+	{ COL_MAX_VISITS, 0, 1, "invalid max_visits", "max_visits must be an "
+	  "integer from 1 to 9007199254740991, or empty" },
+	{ COL_VISITS, 0, 0, "invalid visits", "visits must be an integer from "
+	  "0 to 9007199254740991, or empty" },
+};
+
 /* Strings of the rows kept, in blocks that never move. */
 struct arena {
 	char		*block;
@@ -505,7 +524,9 @@ import_record(struct import *im, const struct csv_record *rec)
 	char			 err[MESSAGE_MAX], idbuf[ID_MAX + 1];
 	char			 tags[TAGS_MAX][TAG_MAX + 1];
 	char			 norm[TAGS_TEXT_MAX * 2 + 1];
+	const struct import_num	*n;
 	const char		*s, *id = NULL, *detail = NULL;
+	int64_t			*nums[4];
 	size_t			 len, idlen = 0, k;
 	int			 ntags;
 
@@ -566,34 +587,21 @@ import_record(struct import *im, const struct csv_record *rec)
 	if (r.tags == NULL)
 		r.tags = "";
 	r.created_us = im->now_us;
-	if (detail == NULL &&
-	    (s = import_field(im, rec, COL_CREATED, &len)) != NULL &&
-	    len > 0 && import_time(s, len, &r.created_us) == -1) {
-		detail = "invalid created_at";
-		snprintf(err, sizeof(err), "created_at must be an RFC 3339 "
-		    "date-time, e.g. 2030-01-31T12:00:00Z");
-	}
-	if (detail == NULL &&
-	    (s = import_field(im, rec, COL_EXPIRES, &len)) != NULL &&
-	    len > 0 && import_time(s, len, &r.expires_us) == -1) {
-		detail = "invalid expires_at";
-		snprintf(err, sizeof(err), "expires_at must be an RFC 3339 "
-		    "date-time, e.g. 2030-01-31T12:00:00Z");
-	}
-	if (detail == NULL &&
-	    (s = import_field(im, rec, COL_MAX_VISITS, &len)) != NULL &&
-	    len > 0 && (import_count(s, len, &r.max_visits) == -1 ||
-	    r.max_visits < 1 || r.max_visits > MAX_VISITS_MAX)) {
-		detail = "invalid max_visits";
-		snprintf(err, sizeof(err), "max_visits must be an integer "
-		    "from 1 to 9007199254740991, or empty");
-	}
-	if (detail == NULL &&
-	    (s = import_field(im, rec, COL_VISITS, &len)) != NULL &&
-	    len > 0 && import_count(s, len, &r.visits) == -1) {
-		detail = "invalid visits";
-		snprintf(err, sizeof(err), "visits must be an integer from 0, "
-		    "or empty");
+	nums[0] = &r.created_us;
+	nums[1] = &r.expires_us;
+	nums[2] = &r.max_visits;
+	nums[3] = &r.visits;
+	for (k = 0; k < 4 && detail == NULL; k++) {
+		n = &import_nums[k];
+		if ((s = import_field(im, rec, n->col, &len)) == NULL ||
+		    len == 0)
+			continue;
+		if (n->time ? import_time(s, len, nums[k]) == -1 :
+		    import_count(s, len, nums[k]) == -1 ||
+		    *nums[k] < n->min || *nums[k] > MAX_VISITS_MAX) {
+			detail = n->detail;
+			snprintf(err, sizeof(err), "%s", n->message);
+		}
 	}
 	if (detail != NULL)
 		return import_skip(im, rec->line, id != NULL ? idbuf : NULL,
