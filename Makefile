@@ -54,7 +54,8 @@ LIBSRC	 = proto/buf.c proto/fcgi.c proto/scoreboard.c proto/shcache.c \
 	   workers/timefmt.c workers/qr.c workers/visits.c workers/cache.c \
 	   workers/analytics.c workers/ua.c workers/geoip.c \
 	   workers/db_analytics.c workers/keys.c workers/db_keys.c \
-	   workers/db_search.c workers/linkio.c
+	   workers/db_search.c workers/linkio.c workers/csv.c \
+	   workers/linkcsv.c workers/db_import.c
 MAINSRC	 = daemon/main.c
 UNITSRC	 = $(wildcard regress/unit/test_*.c)
 FUZZSRC	 = $(wildcard regress/fuzz/fuzz_*.c)
@@ -218,7 +219,9 @@ $(FUZZ_DEPS_STAMP):
 DEB_UI	  = chromium fonts-dejavu-core
 UI_STAMP  = regress/ui/node_modules/.ok
 UI_SHOTS  = 01-login 03-wrong-password 05-shortened-and-copied 06-links \
-	    07-edit-error 08-delete-confirm 11-phone-links-top
+	    07-edit-error 08-delete-confirm 11-phone-links-top \
+	    16-titles-and-tags 17-tag-filters 19-key-created \
+	    21-delete-account 22-import-result
 
 check-ui: $(DEPS_STAMP) build/.deps-ui $(UI_STAMP) shortd
 	/usr/bin/python3 regress/ui/run.py --shortd ./shortd
@@ -353,6 +356,7 @@ build/nginx-site.conf: etc/nginx-site.head etc/nginx-local.conf.in
 	    -e '/@PREFIX@/d' -e 's/^\t//' \
 	    -e 's/server_name localhost;/server_name _;/' \
 	    -e 's/@LISTEN@/80/' -e 's/@MAX_BODY@/64k/' \
+	    -e 's/@IMPORT_MAX@/64m/' \
 	    -e 's/@LOGIN_RATE@/10r\/s/' -e 's/@LOGIN_BURST@/20/' \
 	    -e 's|@AUTH_SOCK@|unix:/run/shortd/auth.sock|' \
 	    -e 's|@SHORTENER_SOCK@|unix:/run/shortd/shortener.sock|' \

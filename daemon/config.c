@@ -84,6 +84,7 @@ static const struct ckey keys[] = {
 	S("status_listen", status_listen, "/run/shortd/status.sock"),
 
 	Z("max_body", max_body, 1024, 64LL << 20, "65536"),
+	Z("import_max_bytes", import_max_bytes, 1024, 1LL << 30, "67108864"),
 	Z("max_params", max_params, 1024, 1LL << 20, "65536"),
 	I("read_timeout", read_timeout, 1, 3600, "10"),
 	I("idle_timeout", idle_timeout, 1, 86400, "60"),

@@ -55,6 +55,7 @@ struct config {
 
 	/* requests */
 	size_t	 max_body;		/* bytes; larger -> 413 */
+	size_t	 import_max_bytes;	/* bytes of a POST /import body */
 	size_t	 max_params;		/* bytes of FastCGI params -> 431 */
 	int	 read_timeout;		/* s to receive a whole request */
 	int	 idle_timeout;		/* s a kept connection may idle */

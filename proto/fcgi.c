@@ -373,6 +373,7 @@ fcgi_init(struct fcgi_parser *p, const struct fcgi_limits *lim)
 {
 	memset(p, 0, sizeof(*p));
 	p->lim = lim != NULL ? *lim : fcgi_default_limits;
+	p->body_max = p->lim.max_body;
 	buf_init(&p->rec);
 	buf_init(&p->params_raw);
 	buf_init(&p->params_store);
@@ -411,6 +412,7 @@ fcgi_next(struct fcgi_parser *p)
 	buf_trim(&p->params_raw);
 	buf_trim(&p->params_store);
 	buf_trim(&p->body);
+	p->body_max = p->lim.max_body;
 	p->body_total = 0;
 }
 
@@ -495,7 +497,7 @@ record_content(struct fcgi_parser *p, const uint8_t *s, size_t n)
 	if (p->type == FCGI_STDIN && !p->stdin_done) {
 		p->body_total = p->body_total > SIZE_MAX - n ? SIZE_MAX :
 		    p->body_total + n;
-		return stream_add(&p->body, p->lim.max_body,
+		return stream_add(&p->body, p->body_max,
 		    &p->body_too_large, s, n);
 	}
 	return FCGI_NEED_MORE;
@@ -529,7 +531,8 @@ begin_request(struct fcgi_parser *p)
 static enum fcgi_status
 record_content_done(struct fcgi_parser *p)
 {
-	int	 empty = p->hdr[4] == 0 && p->hdr[5] == 0;
+	enum fcgi_status st;
+	int		 empty = p->hdr[4] == 0 && p->hdr[5] == 0;
 
 	if (p->rid == 0) {
 		if (p->type == FCGI_GET_VALUES)
@@ -542,7 +545,10 @@ record_content_done(struct fcgi_parser *p)
 		return FCGI_NEED_MORE;
 	if (p->type == FCGI_PARAMS && !p->params_done) {
 		p->params_done = 1;
-		return params_decode(p);
+		st = params_decode(p);
+		if (st == FCGI_NEED_MORE && p->lim.body_limit != NULL)
+			p->body_max = p->lim.body_limit(p, p->lim.arg);
+		return st;
 	}
 	if (p->type == FCGI_STDIN)
 		p->stdin_done = 1;

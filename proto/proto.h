@@ -79,10 +79,16 @@ struct fcgi_param {
 	size_t		 valuelen;
 };
 
+struct fcgi_parser;
+
 struct fcgi_limits {
 	size_t	max_params;	/* total bytes of PARAMS stream */
 	size_t	max_body;	/* total bytes of STDIN stream */
 	size_t	max_nparams;	/* number of pairs */
+	/* Optional: the STDIN limit of one request, asked once its params
+	 * are in (a path may take more than max_body); NULL: max_body. */
+	size_t	(*body_limit)(const struct fcgi_parser *, void *arg);
+	void	*arg;
 };
 
 /*
@@ -123,7 +129,8 @@ struct fcgi_parser {
 	struct buf	 params_store;	/* decoded, NUL-terminated pairs */
 	struct fcgi_param *params;
 	size_t		 nparams;
-	struct buf	 body;		/* STDIN stream (up to max_body) */
+	struct buf	 body;		/* STDIN stream (up to body_max) */
+	size_t		 body_max;	/* this request's limit */
 	size_t		 body_total;	/* bytes announced, kept or not */
 
 	/* records the caller must send (management answers, refusals) */

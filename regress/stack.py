@@ -810,6 +810,7 @@ class Stack:
             "@SHORTENER_SOCK@": fastcgi_target(
                 listens.get("shortener", conf["shortener_listen"])),
             "@MAX_BODY@": str(max_body),
+            "@IMPORT_MAX@": str(conf.get("import_max_bytes", "67108864")),
             "@LOGIN_RATE@": str(self.login_limit[0]),
             "@LOGIN_BURST@": str(self.login_limit[1]),
             "@WWW_ROOT@": WWW_ROOT,

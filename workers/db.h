@@ -131,6 +131,16 @@ void		 db_bind_out(MYSQL_BIND *, char *buf, size_t size,
 		    unsigned long *len);
 int		 db_terminate(char *buf, size_t size, unsigned long len);
 
+/* db_links.c: urls.value_hash, the SHA-256 of a URL.  0 or -1. */
+#define DB_HASH_LEN	32
+int		 db_value_hash(const char *value, size_t len,
+		    unsigned char out[DB_HASH_LEN]);
+/* db_search.c: one statement inside the transaction gen (db_tx_begin),
+ * tried once: DB_OK with *out to release (db_done), DB_DUPLICATE,
+ * DB_NOTFOUND (a foreign key's parent is missing), DB_UNAVAILABLE. */
+enum db_status	 db_tx_exec(struct db *, uint64_t gen, const struct db_sql *,
+		    MYSQL_BIND *param, MYSQL_STMT **out);
+
 /* db_analytics.c: inside a visit flush's transaction (db_visits.c),
  * after the counts: insert the visit records of the links of v not
  * pending.  0, or the error number (message in db->errmsg).  _stale

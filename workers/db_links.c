@@ -13,7 +13,6 @@
 
 #include "db.h"
 
-#define DB_HASH_LEN	32		/* urls.value_hash: SHA-256 */
 
 /* One row of a listing or a lookup, before it is copied out. */
 struct db_row {
@@ -77,7 +76,7 @@ static const struct db_sql q_url_find = { "url find", 0,
 
 /* urls.value_hash: SHA-256 of the value's bytes, which is what
  * UNHEX(SHA2(value, 256)) gives for the rows the upgrade fills. */
-static int
+int
 db_value_hash(const char *value, size_t len, unsigned char out[DB_HASH_LEN])
 {
 	unsigned int	 n = 0;

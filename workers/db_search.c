@@ -82,7 +82,7 @@ db_tx_begin(struct db *db, uint64_t *gen)
 	return DB_OK;
 }
 
-static enum db_status
+enum db_status
 db_tx_exec(struct db *db, uint64_t gen, const struct db_sql *q,
     MYSQL_BIND *p, MYSQL_STMT **out)
 {

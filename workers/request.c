@@ -228,6 +228,43 @@ http_reason(int status)
 	}
 }
 
+int
+response_stream_start(struct response *r, int status,
+    const char *content_type)
+{
+	struct buf	 out;
+	int		 rc;
+
+	if (r->sink == NULL || r->streamed) {
+		r->broken = 1;
+		return -1;
+	}
+	r->status = status;
+	r->content_type = content_type;
+	buf_init(&out);
+	buf_printf(&out, "Status: %d %s\r\n", status, http_reason(status));
+	buf_add(&out, r->headers.data, r->headers.len);
+	buf_printf(&out, "Content-Type: %s\r\n\r\n", content_type);
+	r->streamed = 1;
+	rc = out.failed || r->headers.failed ? -1 :
+	    r->sink->send(r->sink, out.data, out.len);
+	buf_free(&out);
+	if (rc == -1)
+		r->broken = 1;
+	return rc;
+}
+
+int
+response_stream(struct response *r, const void *data, size_t len)
+{
+	if (!r->streamed || r->broken || r->sink->send(r->sink, data,
+	    len) == -1) {
+		r->broken = 1;
+		return -1;
+	}
+	return 0;
+}
+
 /* CGI response: status line, headers, blank line, body.  204 and 304
  * carry no body and no Content-Type; HEAD keeps the headers of GET. */
 int

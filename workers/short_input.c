@@ -15,7 +15,6 @@
 #include "workers.h"
 
 #define EXPIRES_IN_MAX		(100LL * 366 * 86400)	/* s */
-#define MAX_VISITS_MAX		9007199254740991LL	/* 2^53 - 1 */
 
 /* 0 if the URL field f holds an acceptable target, else -1 with the
  * 400 in resp. */

@@ -883,6 +883,8 @@ short_handle(struct worker_ctx *ctx, const struct request *req,
 		short_collection(ctx, req, resp);
 	else if (req->pathlen == 6 && memcmp(req->path, "/stats", 6) == 0)
 		analytics_user_stats(ctx, req, resp);
+	else if (linkcsv_route(ctx, req, resp))
+		;	/* /export, /import */
 	else if (req->pathlen < 2 || req->path[0] != '/')
 		short_not_found(resp, "no such path");
 	else if ((slash = memchr(p, '/', len)) == NULL) {

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -283,12 +284,86 @@ log_request(const struct worker *w, const struct request *req,
 	    req->uri, resp->status, (long long)(mono_ms() - started));
 }
 
-/* Run one complete request and queue its response on c->out. */
+/* ctx->progress: the request in hand restarts its request_timeout
+ * clock (the master measures from the slot's since). */
+static void
+worker_progress(struct worker_ctx *ctx)
+{
+	struct worker	*w = (struct worker *)(void *)((char *)ctx -
+	    offsetof(struct worker, ctx));
+
+	if (w->cur != NULL)
+		worker_working(w, &w->cur->p);
+}
+
+/* The parser's body_limit: the shortener's POST /import may bring
+ * import_max_bytes, every other request max_body. */
+static size_t
+worker_body_limit(const struct fcgi_parser *p, void *arg)
+{
+	const struct worker	*w = arg;
+	const struct config	*cfg = w->cfg;
+	const char		*uri = fcgi_param(p, "REQUEST_URI");
+
+	if (w->svc == &shortener_service && uri != NULL &&
+	    strncmp(uri, "/import", 7) == 0 &&
+	    (uri[7] == '\0' || uri[7] == '?'))
+		return cfg->import_max_bytes > cfg->max_body ?
+		    cfg->import_max_bytes : cfg->max_body;
+	return cfg->max_body;
+}
+
+/* A streamed response's way out (struct response_sink). */
+struct conn_sink {
+	struct response_sink	 base;
+	struct worker		*w;
+	struct conn		*c;
+};
+
+/*
+ * Frame the bytes as STDOUT records of c's request and write them now,
+ * waiting while the front end's socket is full; a front end that takes
+ * nothing for read_timeout seconds is given up.  Once bytes went out,
+ * a timeout's 504 could only corrupt them: it is disarmed.
+ */
+static int
+conn_sink_send(struct response_sink *base, const void *data, size_t len)
+{
+	struct conn_sink	*k = (struct conn_sink *)(void *)base;
+	struct conn		*c = k->c;
+	struct pollfd		 pfd;
+	int			 n;
+
+	timeout_reply.armed = 0;
+	if (fcgi_put_stdout(&c->out, c->p.id, data, len) == -1 ||
+	    c->out.failed)
+		return -1;
+	for (;;) {
+		if (conn_flush(c) == -1)
+			return -1;
+		if (c->out.len == 0)
+			break;
+		pfd.fd = c->fd;
+		pfd.events = POLLOUT;
+		pfd.revents = 0;
+		n = poll(&pfd, 1, k->w->cfg->read_timeout * 1000);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+	}
+	worker_progress(&k->w->ctx);
+	return 0;
+}
+
+/* Run one complete request and queue its response on c->out (a
+ * streamed one went out already: only its end is queued). */
 static void
 conn_handle(struct worker *w, struct conn *c)
 {
 	struct request	 req;
 	struct response	 resp;
+	struct conn_sink sink;
 	struct buf	 raw;
 	struct timespec	 t0, t1;
 	int64_t		 started = mono_ms();
@@ -298,7 +373,12 @@ conn_handle(struct worker *w, struct conn *c)
 	memset(&req, 0, sizeof(req));
 	response_init(&resp);
 	buf_init(&raw);
+	sink.base.send = conn_sink_send;
+	sink.w = w;
+	sink.c = c;
+	resp.sink = &sink.base;
 	w->nreq++;
+	w->cur = c;
 	timeout_arm(c, c->p.id);
 	worker_working(w, &c->p);
 	w->last_req = started;
@@ -314,15 +394,30 @@ conn_handle(struct worker *w, struct conn *c)
 		w->svc->handle(&w->ctx, &req, &resp);
 		log_request(w, &req, &resp, started);
 	}
-	if (response_serialize(&resp, &raw) == -1 || raw.failed) {
+	w->cur = NULL;
+	if (resp.streamed) {
+		/* A broken stream cannot be ended well: closing the
+		 * connection tells the front end the answer is cut. */
+		if (resp.broken) {
+			log_warnx("#%llu: streamed response broken off; "
+			    "closing the connection",
+			    (unsigned long long)w->nreq);
+			buf_reset(&c->out);
+			c->closing = 1;
+		} else if (fcgi_put_stdout(&c->out, c->p.id, NULL, 0) == -1 ||
+		    fcgi_put_end(&c->out, c->p.id, 0,
+		    FCGI_REQUEST_COMPLETE) == -1)
+			c->closing = 1;
+	} else if (response_serialize(&resp, &raw) == -1 || raw.failed) {
 		buf_reset(&raw);
 		buf_puts(&raw, "Status: 503 Service Unavailable\r\n"
 		    "Content-Type: application/json\r\n\r\n"
 		    "{\"detail\":\"unavailable\",\"message\":\"out of memory\"}");
 	}
-	if (fcgi_put_stdout(&c->out, c->p.id, raw.data, raw.len) == -1 ||
+	if (!resp.streamed &&
+	    (fcgi_put_stdout(&c->out, c->p.id, raw.data, raw.len) == -1 ||
 	    fcgi_put_stdout(&c->out, c->p.id, NULL, 0) == -1 ||
-	    fcgi_put_end(&c->out, c->p.id, 0, FCGI_REQUEST_COMPLETE) == -1)
+	    fcgi_put_end(&c->out, c->p.id, 0, FCGI_REQUEST_COMPLETE) == -1))
 		c->closing = 1;
 	/* A retiring worker keeps no connection: it hands the kept one
 	 * to a worker of the pool (conn_idle()), or at a full stop closes
@@ -791,8 +886,11 @@ worker_main(const struct config *cfg, const struct service *svc,
 	w.ctx.sbc = sb != NULL ? &sb->cache : NULL;
 	w.ctx.cachemap = cachemap;
 	w.ctx.let_go = worker_let_go;
+	w.ctx.progress = worker_progress;
 	w.lim.max_params = cfg->max_params;
 	w.lim.max_body = cfg->max_body;
+	w.lim.body_limit = worker_body_limit;
+	w.lim.arg = &w;
 	w.lim.max_nparams = 512;
 	if (sb != NULL && slot >= 0) {
 		w.slot = &sb->slot[slot];

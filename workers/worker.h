@@ -46,6 +46,7 @@ struct worker {
 	uint64_t		 trimmed_at;	/* nreq at the last trim */
 	int64_t			 last_req;	/* ms, monotonic */
 	struct conn		*conns;
+	struct conn		*cur;		/* whose request is handled */
 	size_t			 nconns;
 	struct sb_slot		*slot;		/* NULL: no scoreboard */
 	struct sb_pool		*pool;

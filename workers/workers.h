@@ -62,6 +62,22 @@ struct request {
 	const struct fcgi_parser *fcgi;	/* all params, for request_param() */
 };
 
+/*
+ * A response sent while it is made (GET /export), for answers too big
+ * to hold: the worker gives the handler a sink, the handler sends the
+ * status and headers (response_stream_start) and then the body piece
+ * by piece (response_stream), each piece going out at once as FastCGI
+ * STDOUT records.  Once the headers are out the status cannot change:
+ * a failure after that breaks the stream (the worker closes the
+ * connection, so the client sees a cut response, never a complete
+ * wrong one).
+ */
+struct response_sink {
+	/* Send n bytes of CGI output now, waiting for the front end as
+	 * needed.  0, or -1: the connection is gone or stalled. */
+	int	(*send)(struct response_sink *, const void *, size_t);
+};
+
 struct response {
 	int		 status;
 	struct buf	 headers;	/* "Name: value\r\n" lines */
@@ -69,6 +85,9 @@ struct response {
 	int		 head_only;	/* HEAD: headers only */
 	const char	*content_type;	/* NULL: application/json; else a
 					   static string (response_body) */
+	struct response_sink *sink;	/* NULL: the response cannot stream */
+	int		 streamed;	/* out: the headers went out */
+	int		 broken;	/* out: the stream failed midway */
 };
 
 /* Fill r from a ready parser.  Returns 0, or an HTTP status (400) if
@@ -99,6 +118,13 @@ void	response_error(struct response *, int status, const char *detail,
 void	response_bad_method(struct response *, const char *allow);
 void	response_unavailable(struct response *, int retry_after);
 void	response_no_content(struct response *, int status);
+/* Streaming (see struct response_sink): send status, the headers set
+ * so far and content_type, without Content-Length (the body's length
+ * is not known); then body bytes.  0, or -1 (no sink, or the stream
+ * broke: resp->broken is set and the handler must stop). */
+int	response_stream_start(struct response *, int status,
+	    const char *content_type);
+int	response_stream(struct response *, const void *, size_t);
 /* Serialise as CGI output: "Status: ...\r\nheaders\r\n\r\nbody". */
 int	response_serialize(const struct response *, struct buf *);
 const char *http_reason(int status);
@@ -296,6 +322,31 @@ int	rfc3339_parse(const char *, size_t, int64_t *us);
 int	rfc3339_format(int64_t us, char *out, size_t outlen);
 /* Append us as a JSON string of its RFC 3339 form, 0 as null. */
 void	rfc3339_put(struct buf *, int64_t us);
+
+/* csv.c: RFC 4180 records (see the top of csv.c) */
+#define CSV_FIELDS_MAX	32
+struct csv_reader {
+	const char	*s;
+	size_t		 len;
+	size_t		 pos;
+	unsigned long	 line;		/* the physical line at pos, from 1 */
+	const char	*why;		/* what was wrong, after a refusal */
+	struct buf	 scratch;	/* the current record's fields */
+	size_t		 off[CSV_FIELDS_MAX];
+};
+struct csv_record {
+	unsigned long	 line;		/* where the record begins */
+	size_t		 nfields;
+	const char	*field[CSV_FIELDS_MAX];	/* NUL-terminated */
+	size_t		 len[CSV_FIELDS_MAX];
+};
+enum csv_status { CSV_RECORD, CSV_END, CSV_MALFORMED, CSV_UNTERMINATED,
+    CSV_NOMEM };
+void		 csv_reader_init(struct csv_reader *, const char *, size_t);
+void		 csv_reader_free(struct csv_reader *);
+enum csv_status	 csv_next(struct csv_reader *, struct csv_record *);
+int		 csv_put(struct buf *, const char *, size_t, int first);
+int		 csv_end(struct buf *);
 
 /* ua.c: what a visit's User-Agent and Referer say (visit analytics).
  * Class ids are stored in the database (visits.browser, .os, .device):
@@ -526,6 +577,39 @@ enum db_status	 db_url_change_meta(struct db *, const char *id,
 enum db_status	 db_search(struct db *, const struct db_search *,
 		    struct db_item *, size_t max, size_t *n);
 void		 db_items_clear(struct db_item *, size_t n);
+
+/* db_import.c: GET /export's pages, POST /import's writes */
+#define IMPORT_TAKEN_FREE	0
+#define IMPORT_TAKEN_SAME	1	/* the caller's, to the same URL */
+#define IMPORT_TAKEN_OTHER	2	/* anyone else's, or another URL */
+struct db_import_row {
+	char		 id[ID_MAX + 1];
+	const char	*value;		/* the URL */
+	size_t		 len;
+	const char	*title;		/* NULL: none */
+	size_t		 title_len;
+	const char	*tags;		/* '|'-joined, "" none */
+	size_t		 tags_len;
+	int64_t		 created_us;
+	int64_t		 expires_us;	/* 0: never */
+	int64_t		 max_visits;	/* 0: no limit */
+	int64_t		 visits;
+	int		 taken;		/* out: IMPORT_TAKEN_* */
+	/* the caller's (linkcsv.c) */
+	unsigned long	 line;		/* where its record begins */
+	const char	*given;		/* the id the file gave, or NULL */
+};
+/* Who holds the ids of rows (their taken field). */
+enum db_status	 db_import_lookup(struct db *, const char *user,
+		    struct db_import_row *, size_t n);
+/* Insert rows and their tags for user in one transaction, in
+ * statements of bounded size: DB_OK (committed), DB_DUPLICATE (an id
+ * was taken meanwhile), DB_NOTFOUND (the user is gone), or
+ * DB_UNAVAILABLE; on anything but DB_OK nothing was written.
+ * progress() runs between statements (NULL: none). */
+enum db_status	 db_import_write(struct db *, const char *user,
+		    const struct db_import_row *, size_t n,
+		    void (*progress)(void *), void *arg);
 
 /* db_keys.c: API keys ("sk_<id>_<secret>") and account deletion */
 #define KEY_ID_LEN	12	/* base62 */
@@ -768,6 +852,10 @@ struct worker_ctx {
 	 * (a visit flush), so that requests the front end sends on them
 	 * meanwhile are not held up.  Never NULL. */
 	void			(*let_go)(struct worker_ctx *);
+	/* The request in hand is making progress (a page of a streamed
+	 * answer, a batch of an import): its request_timeout clock
+	 * starts again.  Never NULL. */
+	void			(*progress)(struct worker_ctx *);
 	/* The pool's turn to flush visit counts (struct sb_pool), or
 	 * NULL: one worker flushes at a time, the others serve. */
 	_Atomic int64_t		*flush_lease;
@@ -833,6 +921,8 @@ extern const struct service status_service;	/* status.c */
 #define CURSOR_RAW_MAX	(20 + 1 + ID_MAX)	/* "<us>.<id>" */
 #define CURSOR_MAX	(CURSOR_RAW_MAX / 3 * 4 + 8)	/* its base64url */
 
+#define MAX_VISITS_MAX	9007199254740991LL	/* 2^53 - 1 */
+
 /* A link's expiry and visit limit as a request sets them. */
 struct short_limits {
 	int	 set_expires;
@@ -895,6 +985,12 @@ void	 links_put_meta(struct buf *, const struct db_meta *, int always);
 void	 links_put_change(struct buf *, const struct db_meta_change *);
 void	 links_list(struct worker_ctx *, const struct request *,
 	    struct response *, const struct jwt_claims *);
+
+/* linkcsv.c: GET /export and POST /import; 1 if path is one of them
+ * (the answer is then in resp, or streamed), else 0. */
+#define IMPORT_ROWS_MAX	100000
+int	 linkcsv_route(struct worker_ctx *, const struct request *,
+	    struct response *);
 
 /* worker.c: runs in the child; returns only to exit.  handoff is the
  * pool's handoff socket pair ([0] to send, [1] to receive), or NULL.

@@ -10,7 +10,12 @@
  * Link features that not every server has (custom aliases, expiry,
  * visit counts, QR codes) are shown only once the server has shown it
  * has them: GET /:id/stats answering 200, GET /:id/qr answering an
- * image, a create answer carrying the alias that was asked for.
+ * image, a create answer carrying the alias that was asked for.  So
+ * are the management features: titles, tags and search (the list
+ * refuses an unknown ?sort=, or a link carries "tags"), API keys
+ * (GET /users/keys answers a list), export and import (HEAD /export
+ * answers 200) and account deletion (the 405 of GET /users allows
+ * DELETE).
  */
 "use strict";
 
@@ -21,14 +26,15 @@
 	const STATUS_MS = 10000;
 
 	/* What the server has shown it supports: null until known. */
-	const features = { alias: null, stats: null, expiry: null, qr: null };
+	const features = { alias: null, stats: null, expiry: null, qr: null,
+	    tags: null, keys: null, accountDelete: null, transfer: null };
 
 	const session = { token: null, username: null, expires: 0 };
 	let expiryTimer = null;
 
 	/* The list: cursors[i] is the ?after= of page i (null: the first). */
 	const list = { cursors: [null], index: 0, next: null, limit: 10,
-	    loading: 0 };
+	    loading: 0, q: "", tags: [], sort: "-created" };
 
 	const $ = (id) => document.getElementById(id);
 
@@ -72,6 +78,8 @@
 	/*
 	 * One API call -> { ok, status, data, detail, message }.  Never
 	 * throws: a network failure is status 0 with its own message.
+	 * opts: auth (false: no token), file and type (a body sent as it
+	 * is), raw (a success keeps its Response, unread, in r.response).
 	 */
 	async function api(method, path, body, opts) {
 		const o = opts || {};
@@ -79,7 +87,10 @@
 		const init = { method: method, headers: headers,
 		    cache: "no-store", credentials: "omit",
 		    redirect: "manual" };
-		if (body !== undefined) {
+		if (o.file !== undefined) {
+			headers["Content-Type"] = o.type;
+			init.body = o.file;
+		} else if (body !== undefined) {
 			headers["Content-Type"] = "application/json";
 			init.body = JSON.stringify(body);
 		}
@@ -92,6 +103,10 @@
 			return { ok: false, status: 0, data: null, detail: "",
 			    message: describe(0) };
 		}
+		if (o.raw && res.ok)
+			return { ok: true, status: res.status, data: null,
+			    headers: res.headers, detail: "", message: "",
+			    response: res };
 		let data = null;
 		if (res.status !== 204 && method !== "HEAD") {
 			const text = await res.text().catch(() => "");
@@ -275,6 +290,12 @@
 		$("links-list").replaceChildren();
 		$("shorten-result").hidden = true;
 		$("shorten-form").reset();
+		$("keys-list").replaceChildren();
+		$("import-form").reset();
+		$("import-result").hidden = true;
+		hideNewKey();
+		$("key-form").reset();
+		resetFilters();
 		clearErrors($("app-view"));
 		document.title = "shortd — log in";
 	}
@@ -290,8 +311,10 @@
 		document.title = "shortd — your links";
 		list.cursors = [null];
 		list.index = 0;
+		resetFilters();
 		applyFeatures();
 		loadPage();
+		probeManagement();
 	}
 
 	/* Show the controls the server has shown it supports. */
@@ -302,6 +325,47 @@
 			    "not support custom aliases: links get a random id.";
 		}
 		$("expiry-fields").hidden = features.expiry !== true;
+		const tags = features.tags === true;
+		$("meta-fields").hidden = !tags;
+		$("search-form").hidden = !tags;
+		$("sort-box").hidden = !tags;
+		$("keys").hidden = features.keys !== true;
+		$("transfer").hidden = features.transfer !== true;
+		$("account-delete-open").hidden = features.accountDelete !== true;
+	}
+
+	/*
+	 * What the account and the list can do on this server, asked once
+	 * per log-in for what is not known yet.  Each question is a request
+	 * an older server answers harmlessly.
+	 */
+	async function probeManagement() {
+		const jobs = [loadKeys()];
+		if (features.tags === null)
+			jobs.push(api("GET", "/?limit=1&sort=~").then((r) => {
+				/* A server with search refuses the sort;
+				 * one without ignores it. */
+				if (r.status === 400 && /\bsort\b/i.test(r.message))
+					features.tags = true;
+				else if (r.ok)
+					features.tags = false;
+			}));
+		if (features.transfer === null)
+			jobs.push(api("HEAD", "/export").then((r) => {
+				/* An older server: no such link (404). */
+				if (r.status === 200 || r.status === 404)
+					features.transfer = r.status === 200;
+			}));
+		if (features.accountDelete === null)
+			jobs.push(api("GET", "/users", undefined,
+			    { auth: false }).then((r) => {
+				if (r.status === 405)
+					features.accountDelete = /\bDELETE\b/.test(
+					    r.headers.get("Allow") || "");
+			}));
+		await Promise.all(jobs);
+		if (session.token)
+			applyFeatures();
 	}
 
 	/* ------------------------------------------------------------ */
@@ -494,7 +558,7 @@
 		return ok;
 	}
 
-	async function onCopy(button, text, errEl) {
+	async function onCopy(button, text, errEl, what) {
 		const ok = await copyText(text);
 		if (errEl) {
 			errEl.hidden = true;
@@ -511,7 +575,7 @@
 		button.textContent = "Copied ✓";
 		button.dataset.state = "copied";
 		button.dataset.copied = text;
-		announce("Copied " + text + " to the clipboard.");
+		announce("Copied " + (what || text) + " to the clipboard.");
 		window.clearTimeout(Number(button.dataset.timer || 0));
 		button.dataset.timer = String(window.setTimeout(() => {
 			button.textContent = "Copy";
@@ -534,10 +598,30 @@
 		return /^https?:\/\//i.test(url) ? url : "#";
 	}
 
+	/* "docs, Team-A #x" -> ["docs", "team-a", "x"]: the server checks
+	 * the rest (and says what is wrong). */
+	function parseTags(text) {
+		return String(text).split(/[\s,]+/).map((t) =>
+		    t.replace(/^#/, "").toLowerCase()).filter((t) => t !== "");
+	}
+
+	/* Which of title and tags a 400 is about: "title", "tags" or "". */
+	function metaField(r) {
+		if (r.status !== 400)
+			return "";
+		if (/\btitle\b/i.test(r.message))
+			return "title";
+		if (/\btags?\b/i.test(r.message))
+			return "tags";
+		return "";
+	}
+
 	/* Which field of the shorten form a failed create is about. */
 	function shortenError(r, sentAlias) {
 		const m = r.message;
-		if (r.status === 409 && sentAlias)
+		if (metaField(r) !== "")
+			fieldError("new-" + metaField(r), m);
+		else if (r.status === 409 && sentAlias)
 			fieldError("shorten-alias", m);
 		else if (r.status === 400 && sentAlias &&
 		    /\b(alias|id)\b/i.test(m) && !/\burl\b/i.test(m))
@@ -568,6 +652,14 @@
 		const body = { value: url };
 		if (alias !== "")
 			body.id = alias;
+		if (features.tags === true) {
+			const title = $("new-title").value.trim();
+			const tags = parseTags($("new-tags").value);
+			if (title !== "")
+				body.title = title;
+			if (tags.length > 0)
+				body.tags = tags;
+		}
 		if (features.expiry === true) {
 			const exp = $("shorten-expires").value;
 			const max = $("shorten-max").value.trim();
@@ -620,6 +712,8 @@
 			}
 		}
 		$("shorten-url").value = "";
+		$("new-title").value = "";
+		$("new-tags").value = "";
 		$("shorten-expires").value = "";
 		$("shorten-max").value = "";
 		if (features.alias !== false)
@@ -641,6 +735,12 @@
 		err.hidden = true;
 		const after = list.cursors[list.index];
 		let path = "/?limit=" + list.limit;
+		if (list.sort !== "-created")
+			path += "&sort=" + encodeURIComponent(list.sort);
+		for (const t of list.tags)
+			path += "&tag=" + encodeURIComponent(t);
+		if (list.q !== "")
+			path += "&q=" + encodeURIComponent(list.q);
 		if (after)
 			path += "&after=" + encodeURIComponent(after);
 		$("links-loading").hidden = false;
@@ -651,6 +751,18 @@
 		if (r.sessionEnded)
 			return;
 		$("page-size").removeAttribute("aria-invalid");
+		clearErrors($("search-form"));
+		if (r.status === 400 && filtered() &&
+		    /^invalid (q|tag|sort)\b/i.test(r.message)) {
+			/* The search's own words, at the search field. */
+			fieldError("search-q", r.message.replace(/^invalid q: /i,
+			    "The search text: ").replace(/^invalid tag: /i,
+			    "A tag to look for: "));
+			$("links-list").replaceChildren();
+			list.next = null;
+			updatePager();
+			return;
+		}
 		if (!r.ok || !r.data || !Array.isArray(r.data.items)) {
 			showFormError(err, "Your links could not be loaded: " +
 			    (r.ok ? "the answer had no list." : r.message));
@@ -680,8 +792,16 @@
 
 	function updatePager() {
 		const items = $("links-list").children.length;
+		$("links-empty").textContent = emptyText();
 		$("links-empty").hidden = !(items === 0 && list.index === 0 &&
-		    $("links-error").hidden);
+		    $("links-error").hidden && $("search-q-error").hidden);
+		/* Newer and older only mean something in the default order. */
+		const byAge = list.sort === "-created" || list.sort === "created";
+		const newerFirst = list.sort === "-created";
+		$("page-prev").textContent = "← " + (byAge ? (newerFirst ?
+		    "Newer" : "Older") : "Previous");
+		$("page-next").textContent = (byAge ? (newerFirst ? "Older" :
+		    "Newer") : "Next") + " →";
 		$("page-prev").disabled = list.index === 0;
 		$("page-next").disabled = list.next === null;
 		const first = list.index * list.limit + 1;
@@ -690,7 +810,111 @@
 		    (first + items - 1);
 	}
 
+	/* ------------------------------------------------------------ */
+	/* search, tag filters and order                                */
+	/* ------------------------------------------------------------ */
+
+	function filtered() {
+		return list.q !== "" || list.tags.length > 0 ||
+		    list.sort !== "-created";
+	}
+
+	/* What an empty list means, in words. */
+	function emptyText() {
+		if (list.q === "" && list.tags.length === 0)
+			return "No links yet: shorten a URL above.";
+		const parts = [];
+		if (list.q !== "")
+			parts.push("match “" + list.q + "”");
+		if (list.tags.length === 1)
+			parts.push("have the tag " + list.tags[0]);
+		else if (list.tags.length > 1)
+			parts.push("have all the tags " + list.tags.join(", "));
+		return "No links " + parts.join(" and ") + ". Remove a " +
+		    "filter, or show all your links.";
+	}
+
+	function resetFilters() {
+		list.q = "";
+		list.tags = [];
+		list.sort = "-created";
+		$("search-q").value = "";
+		$("sort").value = list.sort;
+		clearErrors($("search-form"));
+		renderFilters();
+	}
+
+	/* The active tag filters as chips (a click removes one), and
+	 * whether each row's tag is one of them. */
+	function renderFilters() {
+		$("tag-filters").replaceChildren(...list.tags.map((t) => {
+			const li = document.createElement("li");
+			const b = document.createElement("button");
+			b.type = "button";
+			b.className = "chip";
+			b.textContent = t;
+			b.setAttribute("aria-label", "Remove the filter by tag " +
+			    t);
+			b.addEventListener("click", () => {
+				const i = list.tags.indexOf(t);
+				list.tags = list.tags.filter((x) => x !== t);
+				reloadFiltered();
+				/* The focus goes to the next chip, or the
+				 * search box once none is left. */
+				const left = $("tag-filters").querySelectorAll(
+				    "button");
+				(left[Math.min(i, left.length - 1)] ||
+				    $("search-q")).focus();
+			});
+			li.append(b);
+			return li;
+		}));
+		$("filters").hidden = list.tags.length === 0 && list.q === "";
+		$("filters-label").hidden = list.tags.length === 0;
+		document.querySelectorAll(".link-tags button.chip").forEach(
+		    (b) => b.setAttribute("aria-pressed",
+		    String(list.tags.includes(b.textContent))));
+	}
+
+	function reloadFiltered() {
+		list.cursors = [null];
+		list.index = 0;
+		renderFilters();
+		return loadPage();
+	}
+
+	/* The search box: "#tag" words become tag filters, the rest the
+	 * text to look for. */
+	function onSearch(ev) {
+		ev.preventDefault();
+		const input = $("search-q");
+		const words = input.value.trim().split(/\s+/).filter((w) =>
+		    w !== "");
+		const tags = words.filter((w) => /^#./.test(w)).map((w) =>
+		    w.slice(1).toLowerCase());
+		const text = words.filter((w) => !/^#./.test(w)).join(" ");
+		for (const t of tags)
+			if (!list.tags.includes(t))
+				list.tags.push(t);
+		list.q = text;
+		input.value = text;
+		reloadFiltered();
+	}
+
+	function toggleTag(t) {
+		if (list.tags.includes(t))
+			list.tags = list.tags.filter((x) => x !== t);
+		else
+			list.tags.push(t);
+		reloadFiltered().then(() => $("links-title").focus());
+	}
+
 	function renderItems(items) {
+		if (items.some((it) => it && Array.isArray(it.tags)) &&
+		    features.tags !== true) {
+			features.tags = true;
+			applyFeatures();
+		}
 		const ul = $("links-list");
 		const rows = items.filter((it) => it && typeof it.id ===
 		    "string").map(makeRow);
@@ -714,6 +938,11 @@
 		const t = li.querySelector("a.target-url");
 		t.textContent = value;
 		t.href = safeHref(value);
+		/* Its title and tags, as the server last said. */
+		const tt = { title: typeof item.title === "string" ?
+		    item.title : "", tags: Array.isArray(item.tags) ?
+		    item.tags.filter((x) => typeof x === "string") : [] };
+		showTitleTags(li, link, tt);
 
 		const errEl = li.querySelector(".row-error");
 		const copy = li.querySelector("button.copy");
@@ -731,11 +960,27 @@
 		label.htmlFor = input.id;
 		label.textContent = "New target URL for " + link;
 		input.setAttribute("aria-describedby", editErr.id);
+		const titleIn = li.querySelector(".edit-title");
+		const tagsIn = li.querySelector(".edit-tags");
+		for (const [el, name] of [[titleIn, "title"], [tagsIn, "tags"]]) {
+			const err = li.querySelector(".edit-" + name + "-error");
+			el.id = "edit-" + name + "-" + seq;
+			err.id = "edit-" + name + "-error-" + seq;
+			el.setAttribute("aria-describedby", err.id);
+			const l = li.querySelector(".edit-" + name + "-label");
+			l.htmlFor = el.id;
+			l.textContent = (name === "title" ? "Title of " :
+			    "Tags of ") + link;
+		}
 		const editBtn = li.querySelector(".edit-open");
 		editBtn.setAttribute("aria-label", "Edit " + link);
 		editBtn.addEventListener("click", () => {
 			clearErrors(li);
 			input.value = t.textContent;
+			titleIn.value = tt.title;
+			tagsIn.value = tt.tags.join(", ");
+			li.querySelector(".edit-meta").hidden =
+			    features.tags !== true;
 			form.hidden = false;
 			editBtn.hidden = true;
 			input.focus();
@@ -765,13 +1010,26 @@
 				input.focus();
 				return;
 			}
+			const body = { url: url };
+			if (features.tags === true) {
+				body.title = titleIn.value.trim();
+				body.tags = parseTags(tagsIn.value);
+			}
 			busy(form, true);
 			const r = await api("PUT", "/" + encodeURIComponent(id),
-			    { url: url });
+			    body);
 			busy(form, false);
 			if (r.sessionEnded)
 				return;
 			if (!r.ok) {
+				const mf = metaField(r);
+				if (mf !== "") {
+					const el = mf === "title" ? titleIn : tagsIn;
+					showFieldError(el, li.querySelector(".edit-" +
+					    mf + "-error"), r.message);
+					el.focus();
+					return;
+				}
 				if (r.status === 400 || r.status === 413)
 					showFieldError(input, editErr, r.message);
 				else if (r.status === 404)
@@ -786,10 +1044,19 @@
 			}
 			const v = r.data && typeof r.data.value === "string" ?
 			    r.data.value : url;
+			const moved = v !== t.textContent;
 			t.textContent = v;
 			t.href = safeHref(v);
+			if ("title" in body) {
+				tt.title = r.data && typeof r.data.title ===
+				    "string" ? r.data.title : body.title;
+				tt.tags = r.data && Array.isArray(r.data.tags) ?
+				    r.data.tags : body.tags;
+				showTitleTags(li, link, tt);
+			}
 			closeEdit();
-			announce(link + " now leads to " + v + ".");
+			announce(moved || !("title" in body) ? link +
+			    " now leads to " + v + "." : link + " was saved.");
 		});
 
 		/* Delete, after the dialog. */
@@ -849,6 +1116,30 @@
 		if (meta.length > 0 || isExpired(item))
 			setMeta(li, meta, isExpired(item));
 		return li;
+	}
+
+	/* The title above the link, its tags (buttons that filter by
+	 * them) below. */
+	function showTitleTags(li, link, meta) {
+		const h = li.querySelector(".link-title");
+		h.textContent = meta.title;
+		h.hidden = meta.title === "";
+		const ul = li.querySelector(".link-tags");
+		ul.replaceChildren(...meta.tags.map((tag) => {
+			const c = document.createElement("li");
+			const b = document.createElement("button");
+			b.type = "button";
+			b.className = "chip";
+			b.textContent = tag;
+			b.setAttribute("aria-pressed",
+			    String(list.tags.includes(tag)));
+			b.title = "Show only the links tagged " + tag;
+			b.addEventListener("click", () => toggleTag(tag));
+			c.append(b);
+			return c;
+		}));
+		ul.hidden = meta.tags.length === 0;
+		ul.setAttribute("aria-label", "Tags of " + link);
 	}
 
 	function when(s) {
@@ -952,6 +1243,10 @@
 		features.stats = true;
 		if ("expires_at" in r.data && features.expiry !== true) {
 			features.expiry = true;
+			applyFeatures();
+		}
+		if (Array.isArray(r.data.tags) && features.tags !== true) {
+			features.tags = true;
 			applyFeatures();
 		}
 		if (li.isConnected) {
@@ -1086,30 +1381,373 @@
 		d.querySelector(".cancel").focus();
 	}
 
-	async function onDelete(ev) {
-		ev.preventDefault();
-		const form = ev.currentTarget;
-		if (!deleting)
-			return;
+	/*
+	 * The DELETE a confirmation dialog's form asks for -> the answer
+	 * (404 too: already gone), or null once a refusal is shown in the
+	 * dialog with the words "refused: why".
+	 */
+	async function dialogDelete(form, path, errId, refused) {
 		clearErrors(form);
 		busy(form, true);
-		const r = await api("DELETE", "/" +
-		    encodeURIComponent(deleting.id));
+		const r = await api("DELETE", path);
 		busy(form, false);
 		if (r.sessionEnded)
-			return;
+			return null;
 		if (!r.ok && r.status !== 404) {
-			showFormError($("delete-error"), "Not deleted: " +
-			    r.message);
+			showFormError($(errId), refused + ": " + r.message);
 			form.querySelector(".cancel").focus();
-			return;
+			return null;
 		}
+		return r;
+	}
+
+	async function onDelete(ev) {
+		ev.preventDefault();
+		if (!deleting)
+			return;
+		const r = await dialogDelete(ev.currentTarget, "/" +
+		    encodeURIComponent(deleting.id), "delete-error",
+		    "Not deleted");
+		if (r === null)
+			return;
 		const link = deleting.link;
 		deleting = null;
 		$("delete-dialog").close();
 		announce(r.ok ? link + " was deleted." : link +
 		    " was already gone.");
 		await loadPage(true);
+	}
+
+	/* ------------------------------------------------------------ */
+	/* export and import                                            */
+	/* ------------------------------------------------------------ */
+
+	/* The file name a Content-Disposition suggests, without any
+	 * folder; "" if it suggests none. */
+	function dispositionName(h) {
+		let m = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(h || "");
+		let name = "";
+		if (m) {
+			try {
+				name = decodeURIComponent(m[1].trim());
+			} catch (e) {
+				name = "";
+			}
+		}
+		if (name === "" && (m = /filename\s*=\s*"([^"]*)"/i.exec(h ||
+		    "")))
+			name = m[1];
+		else if (name === "" && (m = /filename\s*=\s*([^;\s]+)/i.exec(
+		    h || "")))
+			name = m[1];
+		return name.replace(/^.*[\\/]/, "");
+	}
+
+	/* GET /export with the token, then the answer handed to the
+	 * browser as a download (a link to a blob: the token cannot ride
+	 * on a plain link). */
+	async function onExport() {
+		const b = $("export");
+		const err = $("export-error");
+		err.hidden = true;
+		b.disabled = true;
+		const r = await api("GET", "/export", undefined, { raw: true });
+		if (r.sessionEnded)
+			return;
+		let blob = null;
+		if (r.ok)
+			blob = await r.response.blob().catch(() => null);
+		b.disabled = false;
+		if (!r.ok || blob === null) {
+			showFormError(err, "Not exported: " + (r.ok ? "the " +
+			    "answer broke off; try again." : r.message));
+			return;
+		}
+		const name = dispositionName(r.headers.get(
+		    "Content-Disposition")) || "shortd-links.csv";
+		const url = URL.createObjectURL(blob);
+		const a = document.createElement("a");
+		a.href = url;
+		a.download = name;
+		a.hidden = true;
+		document.body.append(a);
+		a.click();
+		a.remove();
+		window.setTimeout(() => URL.revokeObjectURL(url), 60000);
+		announce("Your links were exported to " + name + ".");
+	}
+
+	function plural(n, one, many) {
+		return n + " " + (n === 1 ? one : many);
+	}
+
+	function fillTable(table, rows) {
+		table.tBodies[0].replaceChildren(...rows.map((cells) => {
+			const tr = document.createElement("tr");
+			for (const c of cells) {
+				const td = document.createElement("td");
+				td.textContent = c;
+				tr.append(td);
+			}
+			return tr;
+		}));
+		table.parentElement.hidden = rows.length === 0;
+	}
+
+	/* POST /import with the file as it is (text/csv); what was made,
+	 * renamed and skipped, shown as the server says. */
+	async function onImport(ev) {
+		ev.preventDefault();
+		const form = ev.currentTarget;
+		clearErrors(form);
+		$("import-result").hidden = true;
+		const file = $("import-file").files[0];
+		if (!file) {
+			fieldError("import-file", "Choose a CSV file to import.");
+			$("import-file").focus();
+			return;
+		}
+		busy(form, true);
+		const r = await api("POST", "/import", undefined,
+		    { file: file, type: "text/csv" });
+		busy(form, false);
+		if (r.sessionEnded)
+			return;
+		const d = r.data;
+		if (!r.ok || !d || typeof d.created !== "number") {
+			if (r.ok)
+				r.message = "The server's answer had no count.";
+			if (r.status === 400 || r.status === 413)
+				fieldError("import-file", r.message);
+			else
+				showFormError($("import-error"), "Not imported: " +
+				    r.message);
+			$("import-file").focus();
+			return;
+		}
+		const skipped = Array.isArray(d.skipped) ? d.skipped : [];
+		const renamed = Array.isArray(d.renamed) ? d.renamed : [];
+		const text = (v) => v === null || v === undefined ? "—" :
+		    String(v);
+		fillTable($("import-renamed"), renamed.map((x) => [text(x.line),
+		    text(x.id), text(x.new_id)]));
+		fillTable($("import-skipped"), skipped.map((x) => [text(x.line),
+		    text(x.id), typeof x.message === "string" &&
+		    x.message !== "" ? sentence(x.message) :
+		    sentence(text(x.detail))]));
+		const summary = plural(d.created, "link", "links") +
+		    " created from " + file.name + (renamed.length > 0 ? "; " +
+		    renamed.length + " with a new id" : "") + (skipped.length > 0 ?
+		    "; " + plural(skipped.length, "row", "rows") + " skipped" :
+		    "") + ".";
+		$("import-summary").textContent = summary;
+		$("import-result").hidden = false;
+		form.reset();
+		announce(summary);
+		$("import-summary").focus();
+		list.cursors = [null];
+		list.index = 0;
+		await loadPage();
+	}
+
+	/* ------------------------------------------------------------ */
+	/* API keys                                                     */
+	/* ------------------------------------------------------------ */
+
+	/* The keys' list; the first answer also says whether the server
+	 * has keys at all (404: it does not). */
+	async function loadKeys() {
+		const err = $("keys-error");
+		const r = await api("GET", "/users/keys");
+		if (r.sessionEnded || !session.token)
+			return;
+		if (r.status === 404 || r.status === 405) {
+			features.keys = false;
+			return;
+		}
+		if (!r.ok || !r.data || !Array.isArray(r.data.items)) {
+			showFormError(err, "Your keys could not be loaded: " +
+			    (r.ok ? "the answer had no list." : r.message));
+			return;
+		}
+		features.keys = true;
+		err.hidden = true;
+		const items = r.data.items.filter((k) => k &&
+		    typeof k.id === "string" && typeof k.name === "string");
+		$("keys-list").replaceChildren(...items.map(makeKeyRow));
+		$("keys-empty").hidden = items.length > 0;
+	}
+
+	function makeKeyRow(k) {
+		const li = $("key-template").content.firstElementChild.
+		    cloneNode(true);
+		li.dataset.id = k.id;
+		li.querySelector(".key-name").textContent = k.name;
+		li.querySelector(".key-meta").textContent = [
+		    "created " + when(k.created_at),
+		    typeof k.expires_at === "string" ? (new Date(k.expires_at).
+		    getTime() <= Date.now() ? "expired " : "expires ") +
+		    when(k.expires_at) : "never expires",
+		    typeof k.last_used_at === "string" ? "last used " +
+		    when(k.last_used_at) : "never used"].join(" · ");
+		const b = li.querySelector(".revoke-open");
+		b.setAttribute("aria-label", "Revoke the key " + k.name);
+		b.addEventListener("click", () => openRevoke(k, b));
+		return li;
+	}
+
+	/* A date from the picker -> the end of that day, local time, as
+	 * RFC 3339; null if it is not a date. */
+	function endOfDay(ymd) {
+		const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(ymd);
+		if (!m)
+			return null;
+		const d = new Date(Number(m[1]), Number(m[2]) - 1,
+		    Number(m[3]), 23, 59, 59);
+		return isNaN(d.getTime()) ? null :
+		    d.toISOString().replace(/\.\d+Z$/, "Z");
+	}
+
+	async function onCreateKey(ev) {
+		ev.preventDefault();
+		const form = ev.currentTarget;
+		clearErrors(form);
+		const name = $("key-name").value.trim();
+		const day = $("key-expires").value;
+		const body = { name: name, expires_at: null };
+		if (name === "")
+			fieldError("key-name", "Name the key, for instance " +
+			    "after the program that will use it.");
+		if (day !== "" && (body.expires_at = endOfDay(day)) === null)
+			fieldError("key-expires", "Pick a day, or leave it " +
+			    "empty for a key that never expires.");
+		if (form.querySelector("[aria-invalid]")) {
+			form.querySelector("[aria-invalid]").focus();
+			return;
+		}
+		busy(form, true);
+		const r = await api("POST", "/users/keys", body);
+		busy(form, false);
+		if (r.sessionEnded)
+			return;
+		if (!r.ok || !r.data || typeof r.data.key !== "string") {
+			if (r.ok)
+				r.message = "The server's answer had no key.";
+			if (r.status === 400 && /^invalid name\b/i.test(r.message))
+				fieldError("key-name", r.message);
+			else if (r.status === 400 && /expires/i.test(r.message))
+				fieldError("key-expires", r.message);
+			else
+				showFormError($("key-error"), r.message);
+			(form.querySelector("[aria-invalid]") ||
+			    $("key-name")).focus();
+			return;
+		}
+		form.reset();
+		$("key-new-name").textContent = r.data.name;
+		$("key-new-value").value = r.data.key;
+		const copy = $("key-new-copy");
+		copy.textContent = "Copy";
+		delete copy.dataset.state;
+		delete copy.dataset.copied;
+		$("key-new").hidden = false;
+		announce("The key " + r.data.name + " was created: copy it " +
+		    "now, it is shown only this once.");
+		copy.focus();
+		await loadKeys();
+	}
+
+	/* The new key leaves the page: nothing keeps it. */
+	function hideNewKey() {
+		$("key-new").hidden = true;
+		$("key-new-value").value = "";
+		$("key-new-name").textContent = "";
+		delete $("key-new-copy").dataset.copied;
+		clearErrors($("key-new"));
+	}
+
+	let revoking = null;
+
+	function openRevoke(k, opener) {
+		revoking = { id: k.id, name: k.name, opener: opener };
+		const d = $("revoke-dialog");
+		clearErrors(d);
+		$("revoke-name").textContent = k.name;
+		d.showModal();
+		d.querySelector(".cancel").focus();
+	}
+
+	async function onRevoke(ev) {
+		ev.preventDefault();
+		if (!revoking)
+			return;
+		const r = await dialogDelete(ev.currentTarget, "/users/keys/" +
+		    encodeURIComponent(revoking.id), "revoke-error",
+		    "Not revoked");
+		if (r === null)
+			return;
+		const name = revoking.name;
+		revoking = null;
+		$("revoke-dialog").close();
+		announce(r.ok ? "The key " + name + " was revoked." :
+		    "The key " + name + " was already revoked.");
+		await loadKeys();
+		$("keys-title").focus();
+	}
+
+	/* ------------------------------------------------------------ */
+	/* deleting the account                                         */
+	/* ------------------------------------------------------------ */
+
+	function openAccountDelete() {
+		const d = $("account-dialog");
+		$("account-form").reset();
+		clearErrors(d);
+		$("account-username").value = session.username;
+		$("account-confirm-name").textContent = session.username;
+		d.showModal();
+		/* Cancel first, as for every irreversible step. */
+		d.querySelector(".cancel").focus();
+	}
+
+	async function onAccountDelete(ev) {
+		ev.preventDefault();
+		const form = ev.currentTarget;
+		clearErrors(form);
+		const who = session.username;
+		const pw = $("account-password").value;
+		if (pw === "")
+			fieldError("account-password", "Enter your password.");
+		if ($("account-confirm").value !== who)
+			fieldError("account-confirm", "Type your username, " +
+			    who + ", exactly as shown: nothing was deleted.");
+		if (form.querySelector("[aria-invalid]")) {
+			form.querySelector("[aria-invalid]").focus();
+			return;
+		}
+		busy(form, true);
+		const r = await api("DELETE", "/users", { password: pw });
+		busy(form, false);
+		if (r.sessionEnded)
+			return;
+		if (!r.ok) {
+			if (r.status === 403 && /password/i.test(r.message))
+				fieldError("account-password", r.message);
+			else if (r.status === 400 && /password/i.test(r.message))
+				fieldError("account-password", r.message);
+			else
+				showFormError($("account-error"), "Not deleted: " +
+				    r.message);
+			(form.querySelector("[aria-invalid]") ||
+			    form.querySelector(".cancel")).focus();
+			return;
+		}
+		dropSession();
+		closeDialogs();
+		showAuth();
+		announce("The account " + who + " was deleted, with its " +
+		    "links and keys. You are logged out.");
+		$("auth-title").focus();
 	}
 
 	/* ------------------------------------------------------------ */
@@ -1124,6 +1762,42 @@
 		$("shorten-form").addEventListener("submit", onShorten);
 		$("password-form").addEventListener("submit", onPassword);
 		$("delete-form").addEventListener("submit", onDelete);
+		$("revoke-form").addEventListener("submit", onRevoke);
+		$("account-form").addEventListener("submit", onAccountDelete);
+		$("key-form").addEventListener("submit", onCreateKey);
+		$("export").addEventListener("click", onExport);
+		$("import-form").addEventListener("submit", onImport);
+		$("search-form").addEventListener("submit", onSearch);
+		$("search-q").addEventListener("search", () => {
+			/* The field's clear button: back to no text. */
+			if ($("search-q").value === "" && list.q !== "") {
+				list.q = "";
+				reloadFiltered();
+			}
+		});
+		$("sort").addEventListener("change", () => {
+			list.sort = $("sort").value;
+			reloadFiltered();
+		});
+		$("filters-clear").addEventListener("click", () => {
+			/* The text and the tags go; the order stays. */
+			list.q = "";
+			list.tags = [];
+			$("search-q").value = "";
+			reloadFiltered();
+			$("search-q").focus();
+		});
+		$("account-delete-open").addEventListener("click",
+		    openAccountDelete);
+		$("key-new-copy").addEventListener("click", () => onCopy(
+		    $("key-new-copy"), $("key-new-value").value,
+		    $("key-new-error"), "the key"));
+		$("key-new-value").addEventListener("focus",
+		    () => $("key-new-value").select());
+		$("key-new-done").addEventListener("click", () => {
+			hideNewKey();
+			$("key-name").focus();
+		});
 		$("logout").addEventListener("click", onLogout);
 		$("password-open").addEventListener("click", openPassword);
 		$("result-copy").addEventListener("click", () => onCopy(
@@ -1140,6 +1814,15 @@
 		});
 		$("password-dialog").addEventListener("close",
 		    () => $("password-open").focus());
+		$("revoke-dialog").addEventListener("close", () => {
+			if (revoking && revoking.opener.isConnected)
+				revoking.opener.focus();
+			revoking = null;
+		});
+		$("account-dialog").addEventListener("close", () => {
+			if (session.token)
+				$("account-delete-open").focus();
+		});
 		$("page-prev").addEventListener("click", () => {
 			if (list.index === 0)
 				return;

@@ -709,6 +709,370 @@ await step("expired-session", async () => {
 	await loggedIn();
 });
 
+// ------------------------------------------------------------ issue 16
+
+const rowOf = (id) => $("#links-list > li[data-id=\"" + id + "\"]");
+const chipsOf = async (loc) => (await loc.locator(
+    ".link-tags button.chip").allTextContents()).sort();
+const shownIds = () => rows.evaluateAll((els) => els.map((e) =>
+    e.dataset.id));
+const tagged = {};	// name -> id of the links made below
+
+await step("titles-and-tags-when-shortening", async () => {
+	// The fields appear once the page knows the server has them.
+	const title = shorten.getByLabel(/^Title/);
+	const tags = shorten.getByLabel(/^Tags/);
+	await until(() => title.isVisible(), "the title field");
+	const target = "https://example.org/guides/tagging-" + suffix;
+	await shorten.getByLabel("Long URL").fill(target);
+	await title.fill("Tagging guide " + suffix);
+	// A tag the server refuses: its words, next to the tags.
+	await tags.fill("docs über");
+	await shorten.getByRole("button", { name: "Shorten" }).click();
+	await seeText($("#new-tags-error"), /^Invalid tags: each tag is/,
+	    "the server's tag error");
+	assert.equal(await tags.getAttribute("aria-invalid"), "true");
+	assert.equal(await $("#shorten-result").isVisible(), false);
+	await tags.fill("Docs, team-a #howto");
+	await shorten.getByRole("button", { name: "Shorten" }).click();
+	await until(async () => (await textOf($("#result-target"))) ===
+	    target, "the result");
+	const id = (await textOf($("#result-link"))).split("/").pop();
+	created.push({ id, url: target });
+	tagged.guide = id;
+	const row = rowOf(id);
+	await seeText(row.locator(".link-title"), new RegExp("^Tagging " +
+	    "guide " + suffix + "$"), "the title in the list");
+	assert.deepEqual(await chipsOf(row), ["docs", "howto", "team-a"]);
+	// What the server stored.
+	const st = await apiCall("GET", "/" + id + "/stats", undefined,
+	    await pageToken());
+	assert.equal(st.data.title, "Tagging guide " + suffix);
+	assert.deepEqual(st.data.tags.slice().sort(), ["docs", "howto",
+	    "team-a"]);
+	// The form is empty again.
+	assert.equal(await title.inputValue(), "");
+	assert.equal(await tags.inputValue(), "");
+	await shot("16-titles-and-tags");
+});
+
+await step("titles-and-tags-when-editing", async () => {
+	// A link of the first page that has neither yet.
+	const firstId = await rows.nth(1).getAttribute("data-id");
+	const first = created.find((c) => c.id === firstId);
+	assert.ok(first, "the second row is one of ours");
+	const row = rowOf(first.id);
+	const link = await textOf(row.locator("a.short"));
+	await row.getByRole("button", { name: "Edit " + link }).click();
+	const title = row.getByRole("textbox", { name: "Title of " +
+	    link });
+	const tags = row.getByRole("textbox", { name: "Tags of " +
+	    link });
+	await until(() => title.isVisible(), "the title field of the row");
+	assert.equal(await title.inputValue(), "");
+	await title.fill("Getting started");
+	await tags.fill("ÜBER");
+	await row.getByRole("button", { name: "Save" }).click();
+	await seeText(row.locator(".edit-tags-error"), /^Invalid tags/,
+	    "the server's tag error in the row");
+	assert.equal(await tags.getAttribute("aria-invalid"), "true");
+	assert.equal(await row.locator(".edit-error").isVisible(), false);
+	await tags.fill("docs, release");
+	await tags.press("Enter");
+	await until(async () => !(await title.isVisible()), "the edit closed");
+	await seeText($("#status"), /was saved/, "the announcement");
+	await seeText(row.locator(".link-title"), /^Getting started$/,
+	    "the new title");
+	assert.deepEqual(await chipsOf(row), ["docs", "release"]);
+	// The target did not change; the server has the title and tags.
+	assert.equal(await textOf(row.locator("a.target-url")), first.url);
+	const st = await apiCall("GET", "/" + first.id + "/stats",
+	    undefined, await pageToken());
+	assert.equal(st.data.title, "Getting started");
+	assert.deepEqual(st.data.tags.slice().sort(), ["docs", "release"]);
+	assert.equal(st.data.value, first.url);
+	tagged.started = first.id;
+	// Reopened, the form shows them.
+	await row.getByRole("button", { name: "Edit " + link }).click();
+	assert.equal(await title.inputValue(), "Getting started");
+	assert.equal(await tags.inputValue(), "docs, release");
+	await title.press("Escape");
+});
+
+await step("tag-filters", async () => {
+	const token = await pageToken();
+	for (const [name, tags] of [["teamb", ["docs", "team-b"]],
+	    ["teama", ["team-a"]]]) {
+		const url = "https://example.org/" + name + "/" + suffix;
+		const r = await apiCall("POST", "/", { value: url, tags },
+		    token);
+		assert.equal(r.status, 201);
+		created.push({ id: r.data.id, url });
+		tagged[name] = r.data.id;
+	}
+	await page.reload();
+	await loggedIn();
+	// A tag under a link: only the links with it.
+	const chip = rowOf(tagged.guide).locator(".link-tags button.chip",
+	    { hasText: /^docs$/ });
+	await chip.click();
+	const same = (want) => async () => JSON.stringify((await shownIds()).
+	    slice().sort()) === JSON.stringify(want.slice().sort());
+	await until(same([tagged.guide, tagged.started, tagged.teamb]),
+	    "the links tagged docs");
+	assert.equal(await chip.getAttribute("aria-pressed"), "true");
+	assert.deepEqual(await $("#tag-filters button").allTextContents(),
+	    ["docs"]);
+	// A second tag: the links with both.
+	await rowOf(tagged.guide).locator(".link-tags button.chip",
+	    { hasText: /^team-a$/ }).click();
+	await until(same([tagged.guide]), "the links tagged docs and team-a");
+	assert.deepEqual(await $("#tag-filters button").allTextContents(),
+	    ["docs", "team-a"]);
+	await shot("17-tag-filters");
+	// The page says so to the API, as repeated ?tag=.
+	const api = await apiCall("GET", "/?tag=docs&tag=team-a", undefined,
+	    token);
+	assert.deepEqual(api.data.items.map((i) => i.id), [tagged.guide]);
+	// Removing a chip: docs goes, team-a stays.
+	await page.getByRole("button", { name: "Remove the filter by tag " +
+	    "docs" }).click();
+	await until(same([tagged.guide, tagged.teama]),
+	    "the links tagged team-a");
+	// A tag nobody has: an empty list, said in words.
+	await $("#search-q").fill("#nosuch-" + suffix);
+	await $("#search-q").press("Enter");
+	await seeText($("#links-empty"), new RegExp("No links have all the " +
+	    "tags team-a, nosuch-" + suffix), "the friendly empty list");
+	assert.equal(await rows.count(), 0);
+	assert.equal(await $("#links-error").isVisible(), false);
+	// All links again.
+	await page.getByRole("button", { name: "Show all links" }).click();
+	await until(async () => (await rows.count()) === 10, "10 rows");
+	assert.equal(await $("#filters").isVisible(), false);
+});
+
+await step("search-and-sort", async () => {
+	const token = await pageToken();
+	const box = $("#search-q");
+	// Too short for the index: the API's 400, in words, at the box.
+	await box.fill("ab");
+	await box.press("Enter");
+	await seeText($("#search-q-error"), /3 or more letters or digits/,
+	    "the search error");
+	assert.equal(await box.getAttribute("aria-invalid"), "true");
+	assert.equal(await $("#links-empty").isVisible(), false);
+	await shot("18-search-error", { fullPage: false });
+	// A word of the title (and of the URL).
+	await box.fill("guide");
+	await page.getByRole("button", { name: "Search", exact: true }).click();
+	await until(async () => JSON.stringify(await shownIds()) ===
+	    JSON.stringify([tagged.guide]), "the search result");
+	assert.equal(await $("#search-q-error").isVisible(), false);
+	// A word of a URL only, with a tag: both apply.
+	await box.fill("teamb #docs");
+	await box.press("Enter");
+	await until(async () => JSON.stringify(await shownIds()) ===
+	    JSON.stringify([tagged.teamb]), "text and tag");
+	assert.equal(await box.inputValue(), "teamb");
+	await page.getByRole("button", { name: "Show all links" }).click();
+	await until(async () => (await rows.count()) === 10, "all again");
+	// Most visited: the guide, followed 6 times, comes first.
+	for (let i = 0; i < 6; i++)
+		assert.equal((await fetch(BASE + "/" + tagged.guide,
+		    { redirect: "manual", headers: { "User-Agent": "Mozilla/" +
+		    "5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 " +
+		    "Firefox/128.0" } })).status, 301);
+	await until(async () => (await apiCall("GET",
+	    "/?sort=-visits&limit=1", undefined, token)).data.items[0].id ===
+	    tagged.guide, "the visits to be counted");
+	await $("#sort").selectOption({ label: "Most visited" });
+	await until(async () => (await shownIds())[0] === tagged.guide,
+	    "the most visited first");
+	let want = (await apiCall("GET", "/?sort=-visits&limit=10", undefined,
+	    token)).data.items.map((i) => i.id);
+	assert.deepEqual(await shownIds(), want);
+	assert.equal(await textOf($("#page-next")), "Next →");
+	// Oldest first, paged like the default order.
+	await $("#sort").selectOption({ label: "Oldest first" });
+	want = (await apiCall("GET", "/?sort=created&limit=10", undefined,
+	    token)).data.items.map((i) => i.id);
+	await until(async () => JSON.stringify(await shownIds()) ===
+	    JSON.stringify(want), "the oldest first");
+	assert.equal(await textOf($("#page-next")), "Newer →");
+	await $("#page-next").click();
+	const next = (await apiCall("GET", "/?sort=created&limit=20",
+	    undefined, token)).data.items.map((i) => i.id).slice(10);
+	await until(async () => JSON.stringify(await shownIds()) ===
+	    JSON.stringify(next), "the second page, oldest first");
+	await $("#sort").selectOption({ label: "Newest first" });
+	await until(async () => (await textOf($("#page-info"))).startsWith(
+	    "Page 1:"), "back to page 1");
+	assert.equal(await textOf($("#page-next")), "Older →");
+});
+
+await step("api-keys", async () => {
+	const token = await pageToken();
+	const keys = $("#keys");
+	const form = $("#key-form");
+	await until(() => keys.isVisible(), "the API keys section");
+	await seeText($("#keys-empty"), /No keys yet/, "no keys");
+	// No name: said next to the field, nothing sent.
+	await form.getByRole("button", { name: "Create key" }).click();
+	await seeText($("#key-name-error"), /Name the key/, "the name error");
+	// A day in the past: the server's words next to the date.
+	const name = "ci bot " + suffix;
+	await form.getByLabel("Name").fill(name);
+	await form.getByLabel(/^Expires/).fill("2001-02-03");
+	await form.getByRole("button", { name: "Create key" }).click();
+	await seeText($("#key-expires-error"), /^Invalid expires_at/,
+	    "the server's expiry error");
+	assert.equal(await form.getByLabel(/^Expires/).getAttribute(
+	    "aria-invalid"), "true");
+	assert.equal((await apiCall("GET", "/users/keys", undefined, token)).
+	    data.items.length, 0, "no key was made");
+	// A year ahead.
+	const day = new Date(Date.now() + 365 * 86400e3).toISOString().
+	    slice(0, 10);
+	await form.getByLabel(/^Expires/).fill(day);
+	await form.getByRole("button", { name: "Create key" }).click();
+	await until(() => $("#key-new").isVisible(), "the new key");
+	await seeText($("#key-new-warning"), /you will not see it again/,
+	    "the warning");
+	const key = await $("#key-new-value").inputValue();
+	assert.match(key, /^sk_[0-9A-Za-z]{12}_[0-9A-Za-z]{43}$/);
+	assert.equal(await page.evaluate(() => document.activeElement.id),
+	    "key-new-copy", "the focus is on Copy");
+	await page.evaluate(() => navigator.clipboard.writeText("-"));
+	await $("#key-new-copy").click();
+	await seeText($("#key-new-copy"), /Copied/, "the copied state");
+	const clip = await page.evaluate(() =>
+	    navigator.clipboard.readText());
+	assert.equal(clip, key);
+	const status = await seeText($("#status"),
+	    /Copied the key to the clipboard/, "the announcement");
+	assert.ok(!status.includes(key), "the status does not repeat it");
+	await shot("19-key-created");
+	// It works from a program, as X-Api-Key.
+	const withKey = (k) => fetch(BASE + "/?limit=1",
+	    { headers: { "X-Api-Key": k } });
+	assert.equal((await withKey(clip)).status, 200);
+	// Listed, without its secret.
+	const krow = $("#keys-list > li").filter({ hasText: name });
+	await until(async () => (await krow.count()) === 1, "the key listed");
+	assert.match(await textOf(krow.locator(".key-meta")),
+	    /^created .+ · expires .+ · (never used|last used .+)$/);
+	assert.ok(!(await textOf($("#keys-list"))).includes(key.slice(16)));
+	// Used: the list says when (written in batches).
+	await until(async () => typeof (await apiCall("GET", "/users/keys",
+	    undefined, token)).data.items[0].last_used_at === "string",
+	    "last_used_at");
+	await page.reload();
+	await loggedIn();
+	await seeText(krow.locator(".key-meta"), / · last used .+$/,
+	    "the last use");
+	// After a reload the key is nowhere on the page.
+	assert.equal(await $("#key-new").isVisible(), false);
+	assert.ok(!(await page.content()).includes(key.slice(16)));
+	// Revoke: Cancel keeps it.
+	const dialog = $("#revoke-dialog");
+	const revoke = krow.getByRole("button", { name: "Revoke the key " +
+	    name });
+	await revoke.click();
+	await until(() => dialog.isVisible(), "the confirmation");
+	assert.equal(await textOf($("#revoke-name")), name);
+	assert.equal(await page.evaluate(() =>
+	    document.activeElement.textContent), "Cancel");
+	await shot("20-revoke-confirm", { fullPage: false });
+	await dialog.getByRole("button", { name: "Cancel" }).click();
+	await until(async () => !(await dialog.isVisible()), "closed");
+	assert.equal((await withKey(key)).status, 200, "kept");
+	// Confirmed: refused from the next request on.
+	await revoke.click();
+	await until(() => dialog.isVisible(), "the confirmation again");
+	await dialog.getByRole("button", { name: "Revoke" }).click();
+	await until(async () => !(await dialog.isVisible()), "revoked");
+	await seeText($("#status"), /was revoked/, "the announcement");
+	const refused = await withKey(key);
+	assert.equal(refused.status, 403);
+	assert.equal((await refused.json()).detail, "forbidden");
+	await seeText($("#keys-empty"), /No keys yet/, "the empty list");
+	// Done: a shown key leaves the page.
+	await form.getByLabel("Name").fill("second " + suffix);
+	await form.getByRole("button", { name: "Create key" }).click();
+	await until(() => $("#key-new").isVisible(), "a second key");
+	await $("#key-new-done").click();
+	assert.equal(await $("#key-new").isVisible(), false);
+	assert.equal(await $("#key-new-value").inputValue(), "");
+});
+
+await step("management-hidden-on-an-older-server", async () => {
+	// An older shortd, imitated: no /users/keys, no DELETE /users, no
+	// ?sort=, no titles or tags in its answers.
+	const json = (route, status, data, headers) => route.fulfill({
+	    status, headers: Object.assign({ "Content-Type":
+	    "application/json" }, headers || {}), body: JSON.stringify(data) });
+	const strip = async (route) => {
+		const res = await route.fetch();
+		const data = await res.json();
+		for (const o of [data].concat(data.items || [])) {
+			delete o.title;
+			delete o.tags;
+		}
+		await json(route, res.status(), data);
+	};
+	const old = async (route) => {
+		const req = route.request();
+		const u = new URL(req.url());
+		if (u.pathname === "/users/keys")
+			return json(route, 404, { detail: "not found",
+			    message: "no such resource" });
+		if (u.pathname === "/users" && req.method() === "GET")
+			return json(route, 405, { detail: "method not allowed",
+			    message: "method not allowed" }, { Allow:
+			    "POST, PUT" });
+		if (u.pathname === "/" && req.method() === "GET" &&
+		    u.searchParams.has("sort"))
+			return json(route, 200, { items: [], next: null });
+		if (req.method() === "GET" && (u.pathname === "/" ||
+		    /^\/[^/]+\/stats$/.test(u.pathname)))
+			return strip(route);
+		return route.continue();
+	};
+	const probes = ["/users/keys", "/users", "/"].map((p) =>
+	    page.waitForResponse((r) => new URL(r.url()).pathname === p &&
+	    (p !== "/" || new URL(r.url()).searchParams.has("sort"))));
+	await page.route((u) => u.origin === ORIGIN &&
+	    !u.pathname.startsWith("/ui/"), old);
+	try {
+		await page.reload();
+		await loggedIn();
+		await Promise.all(probes);
+		await until(async () => (await rows.count()) === 10, "the links");
+		// The answers are in; give the page a moment to apply them.
+		await page.waitForTimeout(300);
+		for (const sel of ["#keys", "#account-delete-open",
+		    "#search-form", "#sort-box", "#meta-fields",
+		    ".link-tags:visible", ".link-title:visible"])
+			assert.equal(await $(sel).first().isVisible(), false,
+			    sel + " on an older server");
+		const link = await textOf(rows.first().locator("a.short"));
+		await rows.first().getByRole("button", { name: "Edit " + link }).
+		    click();
+		assert.equal(await rows.first().locator(".edit-meta").
+		    isVisible(), false);
+		await rows.first().locator(".edit-url").press("Escape");
+	} finally {
+		await page.unrouteAll();
+	}
+	// This server has them all.
+	await page.reload();
+	await loggedIn();
+	for (const sel of ["#keys", "#account-delete-open", "#search-form",
+	    "#sort-box", "#meta-fields"])
+		await until(() => $(sel).isVisible(), sel);
+});
+
 await step("phone-width", async () => {
 	await page.setViewportSize({ width: 360, height: 740 });
 	await page.reload();
@@ -741,6 +1105,126 @@ await step("dark-scheme", async () => {
 	assert.ok(r + g + b < 120, "a dark background: " + bg);
 	await shot("13-dark", { fullPage: false });
 	await page.emulateMedia({ colorScheme: "light" });
+});
+
+await step("export-and-import", async () => {
+	const token = await pageToken();
+	await until(() => $("#transfer").isVisible(), "the export section");
+	// Export: a download of every link, named by the server.
+	const [download] = await Promise.all([page.waitForEvent("download"),
+	    page.getByRole("button", { name: "Export all links (CSV)" }).
+	    click()]);
+	assert.match(download.suggestedFilename(), new RegExp("^shortd-" +
+	    user + "-\\d{4}-\\d{2}-\\d{2}\\.csv$"));
+	const file = path.join(OUT, "export.csv");
+	await download.saveAs(file);
+	const lines = fs.readFileSync(file, "utf8").split(/\r?\n/).filter(
+	    (l) => l !== "");
+	assert.equal(lines[0], "id,url,title,tags,created_at,expires_at," +
+	    "max_visits,visits");
+	const all = (await apiCall("GET", "/?limit=100", undefined, token)).
+	    data.items;
+	assert.equal(lines.length - 1, all.length, "one line per link");
+	for (const it of all)
+		assert.ok(lines.some((l) => l.startsWith(it.id + "," + it.value +
+		    ",")), "the export has " + it.id);
+	const guide = lines.find((l) => l.startsWith(tagged.guide + ","));
+	assert.match(guide, new RegExp(",Tagging guide " + suffix + ","));
+	assert.deepEqual(guide.split(",")[3].split("|").sort(), ["docs",
+	    "howto", "team-a"]);
+	await seeText($("#status"), /exported to shortd-/, "the announcement");
+	// Import: two good rows and a bad one.
+	const a = "imp-a-" + suffix, b = "imp-b-" + suffix;
+	const csv = "id,url,title,tags\r\n" +
+	    a + ",https://example.org/imported/a,Imported A,import\r\n" +
+	    ",ftp://example.org/not-http,Bad row,import\r\n" +
+	    b + ",https://example.org/imported/b,,import|second\r\n";
+	const picker = $("#import-form").getByLabel("CSV file");
+	await picker.setInputFiles({ name: "links.csv", mimeType: "text/csv",
+	    buffer: Buffer.from(csv) });
+	await $("#import-form").getByRole("button", { name: "Import" }).click();
+	await seeText($("#import-summary"), /^2 links created from links\.csv; 1 row skipped\.$/,
+	    "the summary");
+	const skipped = await $("#import-skipped tbody tr").evaluateAll(
+	    (trs) => trs.map((tr) => Array.from(tr.cells).map((c) =>
+	    c.textContent)));
+	assert.equal(skipped.length, 1);
+	assert.equal(skipped[0][0], "3", "the line of the bad row");
+	assert.equal(skipped[0][1], "—", "it had no id");
+	assert.match(skipped[0][2], /\S/, "and a reason");
+	assert.equal(await $("#import-renamed-box").isVisible(), false);
+	await shot("22-import-result");
+	// They are links now, with their tags.
+	let r = await apiCall("GET", "/" + a);
+	assert.equal(r.status, 301);
+	assert.equal(r.headers.get("location"), "https://example.org/imported/a");
+	r = await apiCall("GET", "/?tag=import", undefined, token);
+	assert.deepEqual(r.data.items.map((i) => i.id).sort(), [a, b].sort());
+	await until(async () => (await shownIds()).includes(a), "the list");
+	// Not a CSV of links: the server's words at the file.
+	await picker.setInputFiles({ name: "notes.txt", mimeType: "text/plain",
+	    buffer: Buffer.from("hello\r\nworld\r\n") });
+	await $("#import-form").getByRole("button", { name: "Import" }).click();
+	await seeText($("#import-file-error"), /first line must name the columns/,
+	    "the header error");
+	assert.equal(await picker.getAttribute("aria-invalid"), "true");
+	assert.equal(await $("#import-result").isVisible(), false);
+});
+
+await step("delete-account", async () => {
+	const token = await pageToken();
+	const k = await apiCall("POST", "/users/keys", { name: "to go" },
+	    token);
+	assert.equal(k.status, 201);
+	const kept = created[0];
+	const dialog = $("#account-dialog");
+	await page.getByRole("button", { name: "Delete account",
+	    exact: true }).click();
+	await until(() => dialog.isVisible(), "the dialog");
+	assert.equal(await textOf($("#account-confirm-name")), user);
+	assert.equal(await page.evaluate(() =>
+	    document.activeElement.textContent), "Cancel",
+	    "Cancel has the focus");
+	const password = dialog.getByLabel("Your password");
+	const confirm = dialog.getByLabel(/^Type your username/);
+	const go = dialog.getByRole("button", { name: "Delete my account" });
+	const canLogIn = async () => (await apiCall("POST", "/users/login",
+	    { username: user, password: pw2 })).status === 200;
+	// A wrong confirmation: refused before anything is sent.
+	await password.fill(pw2);
+	await confirm.fill(user.toUpperCase());
+	await go.click();
+	await seeText($("#account-confirm-error"), /exactly as shown/,
+	    "the confirmation error");
+	assert.equal(await confirm.getAttribute("aria-invalid"), "true");
+	await shot("21-delete-account", { fullPage: false });
+	assert.ok(await canLogIn(), "nothing was deleted");
+	// A wrong password: the server's words at the password.
+	await password.fill(pw2 + "-wrong");
+	await confirm.fill(user);
+	await go.click();
+	await seeText($("#account-password-error"),
+	    /wrong username or password/i, "the wrong-password error");
+	assert.equal(await $("#account-confirm-error").isVisible(), false);
+	assert.ok(await canLogIn(), "still nothing deleted");
+	// The right ones: gone, and logged out.
+	await password.fill(pw2);
+	await go.click();
+	await until(() => login.isVisible(), "the log-in form");
+	await seeText($("#status"), new RegExp("account " + user +
+	    " was deleted"), "the announcement");
+	assert.equal(await page.evaluate(() =>
+	    sessionStorage.getItem("shortd.session")), null);
+	assert.equal(await canLogIn(), false, "the login is refused");
+	assert.equal((await apiCall("GET", "/", undefined, token)).status,
+	    403, "the token is refused");
+	assert.equal((await fetch(BASE + "/?limit=1", { headers:
+	    { "X-Api-Key": k.data.key } })).status, 403, "the key too");
+	assert.equal((await apiCall("GET", "/" + kept.id)).status, 404,
+	    "the links are gone");
+	await logInWith(user, pw2);
+	await seeText($("#login-password-error"), /wrong username/i,
+	    "the page refuses the login too");
 });
 
 await step("same-origin-only-no-errors", async () => {
