@@ -852,6 +852,8 @@ def main(argv=None):
     ap.add_argument("--search-rounds", type=int, default=3,
                     help="rounds of each search at 1M links (issue 16); "
                     "0: skip")
+    ap.add_argument("--import-rounds", type=int, default=2,
+                    help="100k-row imports at 1M links (issue 16); 0: skip")
     ap.add_argument("--static-pools", type=int, metavar="N",
                     help="static pools of N auth and N shortener workers "
                     "(auth_workers = shortener_workers = N); by default "
@@ -1129,6 +1131,8 @@ def run(s, args, workdir):
             res["search"] = search_bench(s, w, bulk_tok, workdir,
                                          args.search_rounds)
             res["search_links"] = loaded
+        if main and args.import_rounds > 0:
+            res["import"] = import_bench(s, args.import_rounds)
         if pt == points[0]:
             runs["nginx_1k"] = ph["nginx"]
             runs["redirect_1k"] = ph[models[0]]
@@ -1211,6 +1215,31 @@ def search_bench(s, w, tok, workdir, rounds):
             runs.append(w.run("search", s.url, [tok, path],
                               conns=SEARCH_CONNS))
         out.append((label, runs, probe))
+    return out
+
+
+IMPORT_ROWS = 100000        # POST /import's most rows per request
+
+
+def import_bench(s, rounds):
+    """POST /import of IMPORT_ROWS rows in shortd's own CSV columns
+    (url, title, tags; new random ids), each round by a new user whose
+    links are deleted after it -> [(seconds, created, body bytes)]."""
+    out = []
+    for n in range(rounds):
+        user, _, tok = s.new_user("bench-import")
+        body = "url,title,tags\r\n" + "".join(
+            "https://example.com/bench/import/%d/%d,Imported page %d,"
+            "imp|r%d\r\n" % (n, k, k, k % 50) for k in range(IMPORT_ROWS))
+        say("import: %d rows, round %d/%d" % (IMPORT_ROWS, n + 1, rounds))
+        t0 = time.monotonic()
+        r = s.http("POST", "/import", raw=body, token=tok, timeout=600,
+                   headers={"Content-Type": "text/csv"})
+        dt = time.monotonic() - t0
+        assert r.status_code == 200, "import: %d %s" % (r.status_code,
+                                                        r.text[:300])
+        out.append((dt, r.json()["created"], len(body)))
+        s.sql("DELETE FROM urls WHERE `user` = %s", (user,))
     return out
 
 
@@ -1819,6 +1848,17 @@ def report(res, args):
 
     if res.get("search"):
         search_report(L, res, args)
+    if res.get("import"):
+        L.append("## Import (POST /import of %s rows, url, title and two "
+                 "tags each, with %s links in the table)" % (
+                     "{:,}".format(IMPORT_ROWS), "{:,}".format(res["nlinks"])))
+        L.append("")
+        L.append("| round | created | body | seconds | rows/s |")
+        L.append("|---:|---:|---:|---:|---:|")
+        for k, (dt, n, size) in enumerate(res["import"]):
+            L.append("| %d | %s | %.1f MB | %.2f | %.0f |" % (
+                k + 1, "{:,}".format(n), size / 1e6, dt, n / dt))
+        L.append("")
     if res.get("variants_error"):
         L.append("The variants between nginx and the worker failed: `%s`" %
                  res["variants_error"].replace("\n", " "))
