@@ -302,14 +302,8 @@ keys_flush(struct worker_ctx *ctx)
 static int
 keys_name_ok(const char *s, size_t len)
 {
-	size_t	 i, chars = 0;
+	long	 chars = text_chars(s, len);
 
-	for (i = 0; i < len; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return 0;
-		if (((unsigned char)s[i] & 0xc0) != 0x80)
-			chars++;
-	}
 	return chars >= 1 && chars <= KEY_NAME_MAX;
 }
 

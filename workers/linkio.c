@@ -67,20 +67,31 @@ tags_split(const char *s, size_t len, char sep,
 	return (int)n;
 }
 
+/* The characters of s (valid UTF-8) if it holds no control character,
+ * else -1: what a title and a key's name are checked with. */
+long
+text_chars(const char *s, size_t len)
+{
+	size_t	 i;
+	long	 chars = 0;
+
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return -1;
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
+			chars++;
+	}
+	return chars;
+}
+
 /* 1 if s (valid UTF-8) can be a title: up to TITLE_MAX characters, no
  * control characters. */
 int
 title_valid(const char *s, size_t len)
 {
-	size_t	 i, chars = 0;
+	long	 chars = text_chars(s, len);
 
-	for (i = 0; i < len; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return 0;
-		if (((unsigned char)s[i] & 0xc0) != 0x80)
-			chars++;
-	}
-	return chars <= TITLE_MAX;
+	return chars >= 0 && chars <= TITLE_MAX;
 }
 
 static int

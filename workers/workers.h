@@ -970,6 +970,7 @@ void	short_sub(struct worker_ctx *, const struct request *,
 int	 tag_valid(const char *, size_t);
 int	 tags_split(const char *, size_t, char sep,
 	    char out[TAGS_MAX][TAG_MAX + 1], char *err, size_t errlen);
+long	 text_chars(const char *, size_t);
 int	 title_valid(const char *, size_t);
 int	 search_query(const char *, size_t, char *out, size_t outlen);
 int	 query_all(const char *query, const char *key, char *out,
